@@ -1,0 +1,5 @@
+import sys
+
+from adamnoise.cli import main
+
+sys.exit(main())

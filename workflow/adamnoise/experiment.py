@@ -1,0 +1,186 @@
+"""Experiments as configuration: an experiment config expands into a grid of runs.
+
+An experiment names a dataset, a model, an optimiser, a schedule, training settings and a ``grid``
+whose axes are ``batch_size``, ``beta1``, ``beta2``, ``lr`` and ``seed`` (each a list). Every grid point
+is one run. Its id is built from its own hyperparameters only, so adding a value to an axis adds runs
+without renaming the others::
+
+    bs64_b1-0.9_b2-0.999_lr-0.001_s0
+
+With ``tie_betas: true`` (seed 003's beta1 = beta2 setting) the ``beta1`` axis is ignored and every
+run uses beta1 = beta2.
+
+The structure of the config is validated against ``workflow/schemas/config.schema.yaml`` by the
+Snakefile; this module validates what the schema cannot (model, optimiser, schedule and training
+fields, which belong to the package) by building every run config and naming the offending key.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+GRID_AXES = ("batch_size", "beta1", "beta2", "lr", "seed")
+# keys of the optimizer and training sections that the grid sets for every run
+GRID_OWNED = {"optimizer": ("lr", "beta1", "beta2"), "training": ("batch_size", "seed")}
+
+# corpus name -> tokens per training sequence is an experiment choice; these are the corpora the
+# data stage can prepare (the data rules match on them)
+OFFLINE_CORPORA = ("pydoc-char", "pydoc-word")
+DOWNLOADED_CORPORA = ("wikitext2",)
+
+
+class ConfigError(ValueError):
+    """A config value is wrong; the message names the key (dotted path) and what is expected."""
+
+
+def format_value(value: float | int) -> str:
+    """Compact, stable text for a hyperparameter: 0.999 -> '0.999', 3.16e-4 -> '0.000316'."""
+    if isinstance(value, bool):
+        raise TypeError("booleans are not hyperparameter values")
+    if isinstance(value, int):
+        return str(value)
+    return format(float(value), ".6g")
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """One run of an experiment."""
+
+    batch_size: int
+    beta1: float
+    beta2: float
+    lr: float
+    seed: int
+
+    @property
+    def run_id(self) -> str:
+        return (
+            f"bs{self.batch_size}_b1-{format_value(self.beta1)}_b2-{format_value(self.beta2)}"
+            f"_lr-{format_value(self.lr)}_s{self.seed}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {axis: getattr(self, axis) for axis in GRID_AXES}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    config: dict[str, Any]
+
+    @property
+    def dataset(self) -> str:
+        return self.config["dataset"]
+
+    @property
+    def tie_betas(self) -> bool:
+        return bool(self.config.get("tie_betas", False))
+
+    @property
+    def figures(self) -> list[str]:
+        return list(self.config.get("figures", []))
+
+    def axis_values(self, axis: str) -> list:
+        if axis == "beta1" and self.tie_betas:
+            return list(self.config["grid"]["beta2"])
+        return list(self.config["grid"][axis])
+
+    def grid_dims(self) -> tuple[str, ...]:
+        """The dimensions of the aggregated dataset (beta1 folds into beta2 when tied)."""
+        return tuple(axis for axis in GRID_AXES if not (axis == "beta1" and self.tie_betas))
+
+    def points(self) -> list[GridPoint]:
+        grid = self.config["grid"]
+        if self.tie_betas:
+            combos = itertools.product(grid["batch_size"], grid["beta2"], grid["lr"], grid["seed"])
+            return [GridPoint(b, beta, beta, lr, s) for b, beta, lr, s in combos]
+        combos = itertools.product(*(grid[axis] for axis in GRID_AXES))
+        return [GridPoint(*combo) for combo in combos]
+
+    def run_ids(self) -> list[str]:
+        return [point.run_id for point in self.points()]
+
+    def point(self, run_id: str) -> GridPoint:
+        for point in self.points():
+            if point.run_id == run_id:
+                return point
+        raise KeyError(f"experiment {self.name!r} has no run {run_id!r}")
+
+    def run_config(self, point: GridPoint, corpus_dir: str) -> dict[str, Any]:
+        """The complete config of one run, as ``adamnoise train`` reads it."""
+        cfg = self.config
+        optimizer = {**copy.deepcopy(cfg["optimizer"]), "lr": point.lr}
+        optimizer["beta1"], optimizer["beta2"] = point.beta1, point.beta2
+        training = {
+            **copy.deepcopy(cfg.get("training", {})),
+            "batch_size": point.batch_size,
+            "seed": point.seed,
+        }
+        return {
+            "run_id": f"{self.name}/{point.run_id}",
+            "data": {"corpus": corpus_dir, "seq_len": cfg["seq_len"]},
+            "model": copy.deepcopy(cfg["model"]),
+            "optimizer": optimizer,
+            "schedule": copy.deepcopy(cfg.get("schedule", {"name": "constant"})),
+            "training": training,
+        }
+
+
+def corpus_dir(results: str, dataset: str) -> str:
+    return f"{results}/data/{dataset}"
+
+
+def load_experiments(config: dict[str, Any]) -> dict[str, Experiment]:
+    """All experiments of a (schema-validated) workflow config, each checked run by run."""
+    experiments = {name: Experiment(name, cfg) for name, cfg in config["experiments"].items()}
+    for name in config.get("active", []):
+        if name not in experiments:
+            known = ", ".join(sorted(experiments)) or "none"
+            raise ConfigError(f"active: unknown experiment {name!r} (defined: {known})")
+    for experiment in experiments.values():
+        validate_experiment(experiment, config.get("results", "results"))
+    return experiments
+
+
+def active_experiments(config: dict[str, Any]) -> dict[str, Experiment]:
+    experiments = load_experiments(config)
+    return {name: experiments[name] for name in config.get("active", [])}
+
+
+def validate_experiment(experiment: Experiment, results: str = "results") -> None:
+    """Check every run config the experiment produces, naming the offending key on failure."""
+    from adamnoise.training.config import ConfigError as RunConfigError
+    from adamnoise.training.config import RunConfig
+
+    prefix = f"experiments.{experiment.name}"
+    known = OFFLINE_CORPORA + DOWNLOADED_CORPORA
+    if experiment.dataset not in known:
+        raise ConfigError(f"{prefix}.dataset: {experiment.dataset!r} is not one of {known}")
+    for axis in GRID_AXES:
+        values = experiment.config["grid"][axis]
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{prefix}.grid.{axis}: values repeat: {values}")
+    for section, keys in GRID_OWNED.items():
+        for key in keys:
+            if key in experiment.config.get(section, {}):
+                raise ConfigError(f"{prefix}.{section}.{key}: set by grid.{key}; remove it here")
+    ids = experiment.run_ids()
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{prefix}.grid: two grid points format to the same run id")
+    for point in experiment.points():
+        run = experiment.run_config(point, corpus_dir(results, experiment.dataset))
+        try:
+            RunConfig.from_dict(run)
+        except RunConfigError as error:
+            raise ConfigError(f"{prefix} (run {point.run_id}): {_under_experiment(error)}") from None
+
+
+def _under_experiment(error: Exception) -> str:
+    """Map a run-config key (``data.seq_len``) to where it lives in the experiment config."""
+    message = str(error)
+    for run_key, experiment_key in (("data.seq_len", "seq_len"), ("data.corpus", "dataset")):
+        message = message.replace(run_key, experiment_key)
+    return message

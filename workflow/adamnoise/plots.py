@@ -1,0 +1,114 @@
+"""Figures of the report. Notebooks call these with loaded datasets; nothing here computes results."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+import xarray as xr
+
+from adamnoise.analysis import best_along
+
+# which lambda threshold predicts the flip of which beta (seed 000 Lemmas 3.4 and 3.6)
+FLIP_THRESHOLD = {"beta2": 0.5, "beta1": 1.0}
+GREEK = {"beta1": "β1", "beta2": "β2"}
+
+
+def _one_minus_axis(ax, values) -> None:
+    """Betas near 1 are best read on a log scale of 1 - beta; label ticks with beta itself."""
+    ax.set_xscale("function", functions=(lambda b: -np.log10(1 - b), lambda t: 1 - 10.0 ** (-t)))
+    ax.set_xticks(values)
+    ax.set_xticklabels([f"{v:g}" for v in values], rotation=45)
+
+
+def beta_sweep(aggregate: xr.Dataset, flips: xr.Dataset, axis: str = "beta2") -> plt.Figure:
+    """Seed 000 Fig. 2/3: minimal validation perplexity against beta, one line per batch size.
+
+    Top row, one panel per learning rate: seed-averaged minimal validation perplexity against
+    ``axis``; the empirical best value of each batch size is circled. Bottom row: the best value
+    against batch size, with the predicted flip batch size (lambda = threshold, median B_simple;
+    band = interquartile range of B_simple over runs) on the same axes.
+    """
+    best = best_along(aggregate, axis)
+    other = [d for d in best["mean_min_val_ppl"].dims if d not in ("batch_size", "lr", axis)]
+    mean_ppl = best["mean_min_val_ppl"].isel({d: 0 for d in other})
+    best_value = best[f"best_{axis}"].isel({d: 0 for d in other})
+    best_ppl = best["best_min_val_ppl"].isel({d: 0 for d in other})
+    threshold = FLIP_THRESHOLD[axis]
+    flip = flips["flip_batch_size"].sel(threshold=threshold)
+    flip_median = float(flip.sel(quantile=0.5))
+    low, high = sorted((float(flip.sel(quantile=0.25)), float(flip.sel(quantile=0.75))))
+
+    lrs = aggregate["lr"].values
+    batch_sizes = aggregate["batch_size"].values
+    palette = dict(zip(batch_sizes, sns.color_palette("viridis", len(batch_sizes)), strict=True))
+    fig, axes = plt.subplots(
+        2, len(lrs), figsize=(4.5 * len(lrs), 7.5), squeeze=False, constrained_layout=True
+    )
+    values = aggregate[axis].values
+    for column, lr in enumerate(lrs):
+        ax = axes[0, column]
+        for b in batch_sizes:
+            curve = mean_ppl.sel(lr=lr, batch_size=b)
+            side = "small batch: high β predicted" if b < flip_median else "large batch: low β"
+            ax.plot(values, curve, "o-", color=palette[b], label=f"b={b} ({side})", ms=3)
+            ax.plot(
+                best_value.sel(lr=lr, batch_size=b),
+                best_ppl.sel(lr=lr, batch_size=b),
+                "o",
+                ms=11,
+                mfc="none",
+                mec=palette[b],
+                mew=2,
+            )
+        _one_minus_axis(ax, values)
+        ax.set_yscale("log")
+        ax.set_title(f"lr = {lr:g}")
+        ax.set_xlabel(GREEK[axis])
+        ax.set_ylabel("min. validation perplexity (mean over seeds)")
+
+        ax = axes[1, column]
+        ax.plot(batch_sizes, best_value.sel(lr=lr), "s-", color="k", label=f"empirical best {axis}")
+        ax.axvspan(low, high, color="tab:red", alpha=0.15, label="B_simple IQR")
+        ax.axvline(flip_median, color="tab:red", ls="--", label=f"predicted flip (λ={threshold:g})")
+        ax.set_xscale("log", base=2)
+        _one_minus_axis_y(ax, values)
+        ax.set_xlabel("batch size (sequences)")
+        ax.set_ylabel(f"best {GREEK[axis]}")
+    axes[0, -1].legend(fontsize=7, loc="best")
+    axes[1, -1].legend(fontsize=7, loc="best")
+    fig.suptitle(
+        f"{aggregate.attrs.get('experiment', '')}: minimal validation perplexity vs {GREEK[axis]}; "
+        f"predicted flip at b ≈ {flip_median:.0f} (N = {flips.attrs['n_train_sequences']})"
+    )
+    return fig
+
+
+def _one_minus_axis_y(ax, values) -> None:
+    ax.set_yscale("function", functions=(lambda b: -np.log10(1 - b), lambda t: 1 - 10.0 ** (-t)))
+    ax.set_yticks(values)
+    ax.set_yticklabels([f"{v:g}" for v in values])
+
+
+def noise_scale(aggregate: xr.Dataset) -> plt.Figure:
+    """Seed 000 Fig. 4: the estimated B_simple during training, one line per run."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    b_simple = aggregate["b_simple"]
+    stacked = b_simple.stack(run=[d for d in b_simple.dims if d != "eval"])
+    batch_sizes = aggregate["batch_size"].values
+    palette = dict(zip(batch_sizes, sns.color_palette("viridis", len(batch_sizes)), strict=True))
+    labelled = set()
+    for run in stacked["run"].values:
+        series = stacked.sel(run=run)
+        if not np.isfinite(series.values).any():
+            continue
+        b = dict(zip(stacked.indexes["run"].names, run, strict=True))["batch_size"]
+        label = None if b in labelled else f"b={b}"
+        labelled.add(b)
+        ax.plot(aggregate["epoch"], series, color=palette[b], alpha=0.6, label=label)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("B_simple (sequences)")
+    ax.set_title(f"{aggregate.attrs.get('experiment', '')}: estimated simple noise scale")
+    ax.legend(fontsize=8)
+    return fig

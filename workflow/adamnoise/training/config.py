@@ -1,0 +1,270 @@
+"""Run config: the YAML read by ``adamnoise train RUN.yaml`` (docs/architecture.md, "Run config").
+
+The config is a tree of dataclasses. ``RunConfig.from_dict`` validates a parsed YAML mapping and
+raises ``ConfigError`` naming the offending key (``training.micro_batch_size``) for unknown keys,
+wrong types and bad values. ``run_config_schema()`` describes the same tree as a JSON schema so that
+the experiment validator can check per-run settings before any run starts.
+
+``model``, ``optimizer`` and ``schedule`` stay plain mappings: their fields belong to
+``adamnoise.models`` / ``adamnoise.optim`` / ``adamnoise.schedules``, which validate them when they
+build the object. Here we only require the key that selects the implementation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A run config that cannot be used; the message starts with the dotted key at fault."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    corpus: str  # prepared corpus directory (adamnoise.data.corpus.load_prepared)
+    seq_len: int  # tokens per training sequence (predicted positions; Transformer-XL's tgt_len)
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    seed: int = 0
+    batch_size: int = 32  # sequences per optimiser step (seed 000's b)
+    micro_batch_size: int | None = None  # sequences per forward/backward; None = batch_size
+    epochs: float = 1.0
+    max_steps: int | None = None  # optional cap on optimiser steps
+    eval_every: float = 1.0  # epochs between evaluations
+    eval_batch_size: int = 64
+    test_at_best: bool = False
+    checkpoint_every: int = 0  # optimiser steps between checkpoints; 0 disables
+    divergence_loss: float = 30.0  # training loss above this (or NaN/inf) => status diverged
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    tf32: bool = False
+    compile: bool = False
+    num_threads: int | None = None  # torch CPU threads; None = torch default
+    noise_scale_ema: float = 0.99  # EMA factor of the B_simple numerator and denominator
+    log_every: int = 0  # steps between plain log lines when stderr is not a terminal; 0 = auto
+
+    @property
+    def micro_batch(self) -> int:
+        return self.batch_size if self.micro_batch_size is None else self.micro_batch_size
+
+
+TRAINING_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(TrainingConfig) if f.default is not dataclasses.MISSING
+}
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    run_id: str
+    data: DataConfig
+    model: dict[str, Any]
+    optimizer: dict[str, Any]
+    schedule: dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> RunConfig:
+        """Validate a parsed run config; raise ``ConfigError`` naming the first key at fault."""
+        config = _build(cls, raw, "")
+        _check_values(config)
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-serialisable mapping; ``from_dict(to_dict())`` gives an equal config."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate a run config YAML file."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{path} is not valid YAML: {exc}") from exc
+    return RunConfig.from_dict(raw)
+
+
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config mappings (for --resume)."""
+    diffs = []
+    for key in sorted(set(old) | set(new)):
+        name = f"{prefix}{key}"
+        a, b = old.get(key, "<missing>"), new.get(key, "<missing>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            diffs += config_differences(a, b, name + ".")
+        elif a != b:
+            diffs.append(f"{name} ({a!r} -> {b!r})")
+    return diffs
+
+
+# --------------------------------------------------------------------------------------------
+# construction with type checks
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(prefix.rstrip(".") or "<root>", f"expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            raise ConfigError(f"{prefix}{key}", f"unknown key (allowed: {', '.join(fields)})")
+    values = {}
+    for name, f in fields.items():
+        key = f"{prefix}{name}"
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(key, "required key is missing")
+            continue
+        values[name] = _coerce(hints[name], raw[name], key)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    """Check ``value`` against a type hint; ints are accepted where floats are expected."""
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key + ".")
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _coerce(inner, value, key)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"expected a mapping, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"expected true/false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, f"expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported type hint {hint!r} for {key}")  # a bug here, not in the config
+
+
+def _check_values(config: RunConfig) -> None:
+    if not config.run_id:
+        raise ConfigError("run_id", "must not be empty")
+    if config.data.seq_len < 1:
+        raise ConfigError("data.seq_len", f"must be >= 1, got {config.data.seq_len}")
+    if not config.model:
+        raise ConfigError("model", "must name a preset or an arch")
+    for section, selector in (("optimizer", "name"), ("schedule", "name")):
+        if not isinstance(getattr(config, section).get(selector), str):
+            raise ConfigError(f"{section}.{selector}", "required string key is missing")
+    t = config.training
+    positive_ints = ("batch_size", "eval_batch_size")
+    for name in positive_ints:
+        if getattr(t, name) < 1:
+            raise ConfigError(f"training.{name}", f"must be >= 1, got {getattr(t, name)}")
+    if t.micro_batch_size is not None:
+        if t.micro_batch_size < 1:
+            raise ConfigError("training.micro_batch_size", f"must be >= 1, got {t.micro_batch_size}")
+        if t.batch_size % t.micro_batch_size:
+            raise ConfigError(
+                "training.micro_batch_size",
+                f"{t.micro_batch_size} does not divide batch_size {t.batch_size}",
+            )
+    if not (t.epochs > 0 and math.isfinite(t.epochs)):
+        raise ConfigError("training.epochs", f"must be a positive number, got {t.epochs}")
+    if t.max_steps is not None and t.max_steps < 1:
+        raise ConfigError("training.max_steps", f"must be >= 1 or null, got {t.max_steps}")
+    if not (t.eval_every > 0 and math.isfinite(t.eval_every)):
+        raise ConfigError("training.eval_every", f"must be a positive number, got {t.eval_every}")
+    if t.checkpoint_every < 0:
+        raise ConfigError("training.checkpoint_every", f"must be >= 0, got {t.checkpoint_every}")
+    if not t.divergence_loss > 0:
+        raise ConfigError("training.divergence_loss", f"must be > 0, got {t.divergence_loss}")
+    if t.device not in DEVICES:
+        raise ConfigError("training.device", f"must be one of {DEVICES}, got {t.device!r}")
+    if t.precision not in PRECISIONS:
+        raise ConfigError("training.precision", f"must be one of {PRECISIONS}, got {t.precision!r}")
+    if t.num_threads is not None and t.num_threads < 1:
+        raise ConfigError("training.num_threads", f"must be >= 1 or null, got {t.num_threads}")
+    if not 0.0 <= t.noise_scale_ema < 1.0:
+        raise ConfigError("training.noise_scale_ema", f"must be in [0, 1), got {t.noise_scale_ema}")
+    if t.log_every < 0:
+        raise ConfigError("training.log_every", f"must be >= 0, got {t.log_every}")
+
+
+# --------------------------------------------------------------------------------------------
+# JSON schema (types and defaults only; value rules live in _check_values)
+
+
+def _schema_of(hint: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(hint):
+        return _dataclass_schema(hint)
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        return {"anyOf": [_schema_of(a) for a in typing.get_args(hint)]}
+    if origin is dict:
+        return {"type": "object"}
+    return {
+        bool: {"type": "boolean"},
+        int: {"type": "integer"},
+        float: {"type": "number"},
+        str: {"type": "string"},
+        type(None): {"type": "null"},
+    }[hint]
+
+
+def _dataclass_schema(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    properties, required = {}, []
+    for f in dataclasses.fields(cls):
+        prop = _schema_of(hints[f.name])
+        if f.default is not dataclasses.MISSING:
+            prop["default"] = f.default
+        elif f.default_factory is dataclasses.MISSING:
+            required.append(f.name)
+        properties[f.name] = prop
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def run_config_schema() -> dict[str, Any]:
+    """JSON schema of a run config (types, required keys, defaults; not the value rules)."""
+    schema = _dataclass_schema(RunConfig)
+    schema["properties"]["training"]["properties"]["device"]["enum"] = list(DEVICES)
+    schema["properties"]["training"]["properties"]["precision"]["enum"] = list(PRECISIONS)
+    for section in ("optimizer", "schedule"):
+        schema["properties"][section]["required"] = ["name"]
+    return schema

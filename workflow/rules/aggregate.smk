@@ -1,0 +1,33 @@
+# Aggregate stage: all runs of an experiment into one xarray Dataset (netCDF).
+
+
+rule experiment_config:
+    """The experiment's config on its own; rewritten (and the aggregate redone) when it changes."""
+    output:
+        f"{RESULTS}/{{experiment}}/experiment.yaml",
+    params:
+        config=lambda wildcards: {
+            "results": RESULTS,
+            "active": [wildcards.experiment],
+            "experiments": {wildcards.experiment: EXPERIMENTS[wildcards.experiment].config},
+        },
+    localrule: True
+    run:
+        from adamnoise.io import write_text
+
+        write_text(output[0], yaml.safe_dump(params.config, sort_keys=False))
+
+
+rule aggregate:
+    input:
+        config=rules.experiment_config.output,
+        runs=run_results,
+    output:
+        f"{RESULTS}/{{experiment}}/aggregate.nc",
+    log:
+        f"{RESULTS}/{{experiment}}/logs/aggregate.log",
+    params:
+        runs_dir=f"{RESULTS}/{{experiment}}/runs",
+    shell:
+        "adamnoise aggregate {input.config} {wildcards.experiment}"
+        " --runs-dir {params.runs_dir} --out {output} > {log} 2>&1"

@@ -1,0 +1,42 @@
+# Data stage: corpora in the prepared-corpus format (docs/architecture.md).
+
+
+rule prepare_offline_corpus:
+    """Real English prose shipped with Python (pydoc_data): needs no network."""
+    output:
+        multiext(f"{RESULTS}/data/{{corpus}}/", *CORPUS_FILES),
+    log:
+        f"{RESULTS}/logs/data/{{corpus}}.log",
+    wildcard_constraints:
+        corpus="|".join(ex.OFFLINE_CORPORA),
+    params:
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
+    shell:
+        "adamnoise data prepare {wildcards.corpus} --out {params.out_dir} > {log} 2>&1"
+
+
+rule download_wikitext2:
+    """WikiText-2 (Merity et al.) from the first mirror that answers, verified by sha256."""
+    output:
+        f"{RESOURCES_DIR}/wikitext-2-v1.zip",
+    log:
+        f"{RESULTS}/logs/data/download_wikitext2.log",
+    params:
+        mirrors=" ".join(f"--mirror {url}" for url in config.get("wikitext2_mirrors", [])),
+    retries: 2
+    shell:
+        "adamnoise data download wikitext2 --out {output} {params.mirrors} > {log} 2>&1"
+
+
+rule prepare_wikitext2:
+    """Seed 000's word-level token stream, with its statistics next to the published ones."""
+    input:
+        rules.download_wikitext2.output,
+    output:
+        multiext(f"{RESULTS}/data/wikitext2/", *CORPUS_FILES),
+    log:
+        f"{RESULTS}/logs/data/prepare_wikitext2.log",
+    params:
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
+    shell:
+        "adamnoise data prepare wikitext2 --archive {input} --out {params.out_dir} > {log} 2>&1"

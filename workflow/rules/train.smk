@@ -1,0 +1,37 @@
+# Train stage: one job per grid point of an experiment.
+
+
+rule run_config:
+    """The complete config of one run; rewritten (and the run redone) when it changes."""
+    output:
+        f"{RESULTS}/{{experiment}}/runs/{{run_id}}/run.yaml",
+    params:
+        run_config=lambda wildcards: EXPERIMENTS[wildcards.experiment].run_config(
+            EXPERIMENTS[wildcards.experiment].point(wildcards.run_id),
+            f"{RESULTS}/data/{EXPERIMENTS[wildcards.experiment].dataset}",
+        ),
+    localrule: True
+    run:
+        from adamnoise.io import write_text
+
+        write_text(output[0], yaml.safe_dump(params.run_config, sort_keys=False))
+
+
+rule train:
+    """Train one run; a killed job resumes from its checkpoint when rerun (--resume)."""
+    input:
+        config=rules.run_config.output,
+        corpus=lambda wildcards: corpus_files(EXPERIMENTS[wildcards.experiment].dataset),
+    output:
+        f"{RESULTS}/{{experiment}}/runs/{{run_id}}/result.nc",
+    log:
+        f"{RESULTS}/{{experiment}}/logs/train/{{run_id}}.log",
+    threads: experiment_resource("cpus", 1)
+    resources:
+        gpu=experiment_resource("gpus", 0),
+        mem_mb=experiment_resource("mem_mb", 2000),
+        runtime=experiment_resource("runtime", 30),
+    shell:
+        # OMP_NUM_THREADS: torch would otherwise take every core in each of the parallel jobs
+        "OMP_NUM_THREADS={threads} adamnoise train {input.config} --out {output} --resume"
+        " > {log} 2>&1"
