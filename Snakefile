@@ -2,7 +2,6 @@
 # theory. Every computation lives in the package `adamnoise`; the rules only wire the stages.
 from snakemake.utils import min_version, validate
 
-
 min_version("9.0")
 
 
@@ -21,6 +20,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -167,6 +167,7 @@ def validate_experiment(experiment: Experiment, results: str = "results") -> Non
         for key in keys:
             if key in experiment.config.get(section, {}):
                 raise ConfigError(f"{prefix}.{section}.{key}: set by grid.{key}; remove it here")
+    _check_component(prefix, "model", experiment.config["model"])
     ids = experiment.run_ids()
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{prefix}.grid: two grid points format to the same run id")
@@ -176,6 +177,17 @@ def validate_experiment(experiment: Experiment, results: str = "results") -> Non
             RunConfig.from_dict(run)
         except RunConfigError as error:
             raise ConfigError(f"{prefix} (run {point.run_id}): {_under_experiment(error)}") from None
+
+
+def _check_component(prefix: str, section: str, cfg: dict[str, Any]) -> None:
+    """Let the package module that owns a config section check it (unknown keys, bad values)."""
+    from adamnoise.models.presets import resolve_model_config
+
+    checkers = {"model": resolve_model_config}
+    try:
+        checkers[section](cfg)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{prefix}.{section}: {error}") from None
 
 
 def _under_experiment(error: Exception) -> str:

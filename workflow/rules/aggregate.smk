@@ -5,13 +5,15 @@ rule experiment_config:
     """The experiment's config on its own; rewritten (and the aggregate redone) when it changes."""
     output:
         f"{RESULTS}/{{experiment}}/experiment.yaml",
+    localrule: True
     params:
         config=lambda wildcards: {
             "results": RESULTS,
             "active": [wildcards.experiment],
-            "experiments": {wildcards.experiment: EXPERIMENTS[wildcards.experiment].config},
+            "experiments": {
+                wildcards.experiment: EXPERIMENTS[wildcards.experiment].config
+            },
         },
-    localrule: True
     run:
         from adamnoise.io import write_text
 
@@ -26,6 +28,8 @@ rule aggregate:
         f"{RESULTS}/{{experiment}}/aggregate.nc",
     log:
         f"{RESULTS}/{{experiment}}/logs/aggregate.log",
+    conda:
+        CONDA_ENV
     params:
         runs_dir=f"{RESULTS}/{{experiment}}/runs",
     shell:

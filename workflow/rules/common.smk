@@ -3,7 +3,6 @@ import yaml
 
 from adamnoise import experiment as ex
 
-
 try:
     EXPERIMENTS = ex.load_experiments(config)
 except ex.ConfigError as error:
@@ -12,6 +11,8 @@ except ex.ConfigError as error:
 RESULTS = config.get("results", "results")
 RESOURCES_DIR = config.get("resources_dir", "resources")
 ACTIVE = {name: EXPERIMENTS[name] for name in config["active"]}
+# every rule runs in this environment under --software-deployment-method conda
+CONDA_ENV = "../../envs/adamnoise.yaml"
 CORPUS_FILES = ("train.npy", "valid.npy", "test.npy", "vocab.json", "stats.json")
 
 
@@ -28,7 +29,11 @@ def experiment_resource(name, default):
     """A training-job resource of an experiment (config `resources:`), or the default."""
 
     def lookup(wildcards):
-        return EXPERIMENTS[wildcards.experiment].config.get("resources", {}).get(name, default)
+        return (
+            EXPERIMENTS[wildcards.experiment]
+            .config.get("resources", {})
+            .get(name, default)
+        )
 
     return lookup
 
@@ -55,5 +60,7 @@ def all_targets():
     for name, experiment in ACTIVE.items():
         targets.append(f"{RESULTS}/{name}/aggregate.nc")
         targets.append(f"{RESULTS}/{name}/theory_flips.nc")
-        targets += [f"{RESULTS}/{name}/report/{figure}.html" for figure in experiment.figures]
+        targets += [
+            f"{RESULTS}/{name}/report/{figure}.html" for figure in experiment.figures
+        ]
     return targets

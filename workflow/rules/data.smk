@@ -9,6 +9,8 @@ rule prepare_offline_corpus:
         f"{RESULTS}/logs/data/{{corpus}}.log",
     wildcard_constraints:
         corpus="|".join(ex.OFFLINE_CORPORA),
+    conda:
+        CONDA_ENV
     params:
         out_dir=lambda wildcards, output: Path(output[0]).parent,
     shell:
@@ -21,9 +23,13 @@ rule download_wikitext2:
         f"{RESOURCES_DIR}/wikitext-2-v1.zip",
     log:
         f"{RESULTS}/logs/data/download_wikitext2.log",
-    params:
-        mirrors=" ".join(f"--mirror {url}" for url in config.get("wikitext2_mirrors", [])),
     retries: 2
+    conda:
+        CONDA_ENV
+    params:
+        mirrors=" ".join(
+            f"--mirror {url}" for url in config.get("wikitext2_mirrors", [])
+        ),
     shell:
         "adamnoise data download wikitext2 --out {output} {params.mirrors} > {log} 2>&1"
 
@@ -36,6 +42,8 @@ rule prepare_wikitext2:
         multiext(f"{RESULTS}/data/wikitext2/", *CORPUS_FILES),
     log:
         f"{RESULTS}/logs/data/prepare_wikitext2.log",
+    conda:
+        CONDA_ENV
     params:
         out_dir=lambda wildcards, output: Path(output[0]).parent,
     shell:

@@ -6,7 +6,7 @@ FIGURES = ("beta2_sweep", "beta1_sweep", "noise_scale")
 
 rule report_figure:
     input:
-        notebook="notebooks/{figure}.ipynb",
+        notebook=f"{workflow.basedir}/notebooks/{{figure}}.ipynb",
         aggregate=rules.aggregate.output,
         flips=rules.theory_flips.output,
     output:
@@ -20,6 +20,8 @@ rule report_figure:
         f"{RESULTS}/{{experiment}}/logs/report_{{figure}}.log",
     wildcard_constraints:
         figure="|".join(FIGURES),
+    conda:
+        CONDA_ENV
     shell:
         "(papermill --kernel python3 {input.notebook} {output.notebook}"
         " -p aggregate_path {input.aggregate} -p flips_path {input.flips}"
@@ -29,7 +31,7 @@ rule report_figure:
 
 rule report_theory:
     input:
-        notebook="notebooks/theory_figures.ipynb",
+        notebook=f"{workflow.basedir}/notebooks/theory_figures.ipynb",
         grid=rules.theory_grid.output,
     output:
         notebook=f"{RESULTS}/theory/report/theory_figures.ipynb",
@@ -40,6 +42,8 @@ rule report_theory:
         ),
     log:
         f"{RESULTS}/logs/report_theory.log",
+    conda:
+        CONDA_ENV
     shell:
         "(papermill --kernel python3 {input.notebook} {output.notebook} -p theory_grid {input.grid}"
         " && jupyter nbconvert --to html {output.notebook} --output-dir $(dirname {output.html})"

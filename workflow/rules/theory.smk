@@ -7,6 +7,8 @@ rule theory_grid:
         f"{RESULTS}/theory/theory_grid.nc",
     log:
         f"{RESULTS}/logs/theory_grid.log",
+    conda:
+        CONDA_ENV
     shell:
         "adamnoise theory grid --out {output} > {log} 2>&1"
 
@@ -19,5 +21,7 @@ rule theory_flips:
         f"{RESULTS}/{{experiment}}/theory_flips.nc",
     log:
         f"{RESULTS}/{{experiment}}/logs/theory_flips.log",
+    conda:
+        CONDA_ENV
     shell:
         "adamnoise predict-flips {input} --out {output} > {log} 2>&1"

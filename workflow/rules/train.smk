@@ -5,12 +5,12 @@ rule run_config:
     """The complete config of one run; rewritten (and the run redone) when it changes."""
     output:
         f"{RESULTS}/{{experiment}}/runs/{{run_id}}/run.yaml",
+    localrule: True
     params:
         run_config=lambda wildcards: EXPERIMENTS[wildcards.experiment].run_config(
             EXPERIMENTS[wildcards.experiment].point(wildcards.run_id),
             f"{RESULTS}/data/{EXPERIMENTS[wildcards.experiment].dataset}",
         ),
-    localrule: True
     run:
         from adamnoise.io import write_text
 
@@ -26,6 +26,8 @@ rule train:
         f"{RESULTS}/{{experiment}}/runs/{{run_id}}/result.nc",
     log:
         f"{RESULTS}/{{experiment}}/logs/train/{{run_id}}.log",
+    conda:
+        CONDA_ENV
     threads: experiment_resource("cpus", 1)
     resources:
         gpu=experiment_resource("gpus", 0),

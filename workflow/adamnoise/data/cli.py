@@ -65,9 +65,8 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"  {name:<12} {remote.filename} ({remote.size:,} bytes) - {remote.description}")
         print(f"  {'':<12} sha256 {remote.sha256}")
     print("corpora (adamnoise data prepare NAME --out DIR):")
-    for name, (_, needs_archive, description) in CORPORA.items():
-        suffix = " --archive FILE" if needs_archive else ""
-        print(f"  {name:<12} {description}{suffix and ' [' + suffix.strip() + ']'}")
+    for name, (_, _, description) in CORPORA.items():
+        print(f"  {name:<12} {description}")
     return 0
 
 

@@ -225,7 +225,7 @@ def download(
         dest.unlink()
     if not url_list:
         raise DownloadError(
-            f"no URL to download {dest.name} from.\n" + _manual_help(dest, sha256, size, [])
+            f"no URL to download {dest} from.\n" + _manual_help(dest, sha256, size, [])
         )
 
     failures: list[str] = []
@@ -248,7 +248,7 @@ def download(
             log.info("%s: verified sha256 %s", dest, sha256)
             return dest
     raise DownloadError(
-        f"could not download {dest.name} to {dest}; every mirror failed:\n"
+        f"could not download to {dest}; every mirror failed:\n"
         + "".join(f"  - {line}\n" for line in failures)
         + _manual_help(dest, sha256, size, url_list)
     )
@@ -258,7 +258,7 @@ def _manual_help(dest: Path, sha256: str, size: int | None, url_list: Sequence[s
     where = f" (e.g. from {url_list[0]})" if url_list else ""
     size_text = f", {size} bytes" if size is not None else ""
     return (
-        f"To place the file by hand: obtain {dest.name}{where}, save it as {dest}, and check that "
+        f"To place the file by hand: obtain it{where}, save it as {dest}, and check that "
         f"`sha256sum {dest}` prints {sha256}{size_text}. A file with that hash is used as it is."
     )
 
@@ -273,4 +273,7 @@ def download_remote(
         known = ", ".join(sorted(REMOTE_FILES))
         raise DownloadError(f"unknown dataset {name!r}; downloadable datasets: {known}") from None
     urls = tuple(mirrors) if mirrors else remote.urls
-    return download(urls, dest, remote.sha256, size=remote.size, **kwargs)
+    try:
+        return download(urls, dest, remote.sha256, size=remote.size, **kwargs)
+    except DownloadError as err:
+        raise DownloadError(f"{name} ({remote.filename}): {err}") from None

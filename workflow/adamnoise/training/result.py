@@ -34,7 +34,11 @@ STEP_VARIABLES = {
         "1",
         "max-update ||theta_{n+1} - theta_n||_inf / lr (seed 004, Sec. 3)",
     ),
-    "clip_fraction": ("1", "fraction clipped by the optimiser in this step (NaN if it reports none)"),
+    "clip_fraction": (
+        "1",
+        "optimiser's clip fraction in this step (Cclip: fraction of coordinates; Gclip: 1 if the "
+        "gradient norm was clipped); 0 without clipping",
+    ),
 }
 SUMMARY_VARIABLES = {
     "min_val_ppl": ("1", "minimum validation perplexity over the evaluations"),

@@ -1,0 +1,106 @@
+"""Experiment configs expand into stable grids of runs; bad configs are rejected naming the key."""
+
+import copy
+
+import pytest
+import yaml
+
+from adamnoise.experiment import ConfigError, Experiment, GridPoint, load_experiments
+
+BASE = yaml.safe_load(
+    """
+active: [sweep]
+experiments:
+  sweep:
+    dataset: pydoc-char
+    seq_len: 32
+    model: {preset: gpt-tiny}
+    optimizer: {name: adam, eps: 1.0e-6}
+    training: {micro_batch_size: 4, epochs: 1}
+    grid:
+      batch_size: [8, 16]
+      beta1: [0.9]
+      beta2: [0.9, 0.99, 0.999]
+      lr: [1.0e-3, 3.16e-4]
+      seed: [0, 1]
+"""
+)
+
+
+def config_with(**changes):
+    config = copy.deepcopy(BASE)
+    experiment = config["experiments"]["sweep"]
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        node = experiment
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    return config
+
+
+def test_run_id_is_readable_and_stable():
+    point = GridPoint(batch_size=64, beta1=0.9, beta2=0.999, lr=1e-3, seed=0)
+    assert point.run_id == "bs64_b1-0.9_b2-0.999_lr-0.001_s0"
+    assert GridPoint(128, 0.9, 0.769, 3.1622776e-4, 2).run_id == "bs128_b1-0.9_b2-0.769_lr-0.000316228_s2"
+
+
+def test_grid_is_the_product_of_the_axes():
+    experiment = load_experiments(BASE)["sweep"]
+    assert len(experiment.points()) == 2 * 1 * 3 * 2 * 2
+    assert len(set(experiment.run_ids())) == len(experiment.points())
+
+
+def test_adding_an_axis_value_only_adds_runs():
+    before = set(load_experiments(BASE)["sweep"].run_ids())
+    after = set(load_experiments(config_with(grid__beta2=[0.9, 0.99, 0.999, 0.9999]))["sweep"].run_ids())
+    assert before < after
+    assert len(after - before) == 2 * 2 * 2
+    assert all("b2-0.9999" in run_id for run_id in after - before)
+
+
+def test_run_config_carries_the_grid_point():
+    experiment = load_experiments(BASE)["sweep"]
+    point = experiment.point("bs16_b1-0.9_b2-0.99_lr-0.000316_s1")
+    run = experiment.run_config(point, "results/data/pydoc-char")
+    assert run["optimizer"] == {"name": "adam", "eps": 1e-6, "lr": 3.16e-4, "beta1": 0.9, "beta2": 0.99}
+    assert run["training"]["batch_size"] == 16 and run["training"]["seed"] == 1
+    assert run["data"] == {"corpus": "results/data/pydoc-char", "seq_len": 32}
+
+
+def test_tied_betas_fold_beta1_into_beta2():
+    config = config_with(tie_betas=True)
+    experiment = load_experiments(config)["sweep"]
+    assert all(p.beta1 == p.beta2 for p in experiment.points())
+    assert "beta1" not in experiment.grid_dims()
+    assert len(experiment.points()) == 2 * 3 * 2 * 2
+
+
+@pytest.mark.parametrize(
+    ("changes", "named_key"),
+    [
+        ({"training__epochs": "many"}, "training.epochs"),
+        ({"training__learning_rate": 0.1}, "training.learning_rate"),
+        ({"optimizer__lr": 0.1}, "optimizer.lr"),
+        ({"training__batch_size": 4}, "training.batch_size"),
+        ({"grid__beta2": [0.9, 0.9]}, "grid.beta2"),
+        ({"dataset": "imagenet"}, "dataset"),
+        ({"model": {"preset": "gpt-huge"}}, "gpt-huge"),
+    ],
+)
+def test_bad_experiment_is_rejected_naming_the_key(changes, named_key):
+    with pytest.raises(ConfigError, match=named_key.replace(".", r"\.")):
+        load_experiments(config_with(**changes))
+
+
+def test_unknown_active_experiment_is_rejected():
+    config = copy.deepcopy(BASE)
+    config["active"] = ["sweep", "nope"]
+    with pytest.raises(ConfigError, match="active: unknown experiment 'nope'"):
+        load_experiments(config)
+
+
+def test_experiment_dims_follow_the_grid():
+    experiment = Experiment("x", BASE["experiments"]["sweep"])
+    assert experiment.grid_dims() == ("batch_size", "beta1", "beta2", "lr", "seed")
+    assert experiment.axis_values("lr") == [1e-3, 3.16e-4]

@@ -1,0 +1,345 @@
+"""The training loop of one run: ``adamnoise train RUN.yaml --out RESULT.nc [--resume]``.
+
+One optimiser step (batches.py for the data protocol):
+
+1. take the step's batch of ``batch_size`` sequences from the epoch's permutation;
+2. accumulate the full-batch mean gradient over micro-batches, measuring the micro-batch and
+   full-batch gradient norms for B_simple on the way (gradients.py, noise_scale.py);
+3. copy theta_n, let the optimiser update, measure ||theta_{n+1} - theta_n||_inf (seed 004);
+4. fetch loss, norms and max-update with one device synchronisation, check for divergence;
+5. evaluate every ``eval_every`` epochs (and before the first step), checkpoint every
+   ``checkpoint_every`` steps.
+
+Evaluations happen at steps 0, k, 2k, ... with k = max(1, round(eval_every * m)) (m batches per
+epoch) and at the last step. A diverged run (NaN/inf loss or loss above ``divergence_loss``)
+stops, and its result file is written with status ``diverged``; it is not an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from adamnoise.training.batches import EpochSampler, SequenceCut, split_micro_batches
+from adamnoise.training.checkpoint import (
+    load_checkpoint,
+    remove_checkpoint,
+    rng_states,
+    save_checkpoint,
+    set_rng_states,
+)
+from adamnoise.training.config import ConfigError, RunConfig, config_differences
+from adamnoise.training.gradients import GradientAccumulator, UpdateTracker
+from adamnoise.training.noise_scale import NoiseScaleEMA, small_batch_size
+from adamnoise.training.progress import Progress
+from adamnoise.training.result import History, build_dataset, perplexity
+
+COMPLETED, DIVERGED = "completed", "diverged"
+
+
+@dataclass
+class RunOutcome:
+    status: str
+    steps: int
+    out: Path
+
+
+def select_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("training.device", "cuda requested but no CUDA device is available")
+    return torch.device(requested)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def total_steps_of(epochs: float, steps_per_epoch: int, max_steps: int | None) -> int:
+    # the small tolerance keeps e.g. epochs=0.3 with m=10 at 3 steps despite 0.3*10 = 2.9999...
+    total = max(1, math.floor(epochs * steps_per_epoch + 1e-9))
+    return min(total, max_steps) if max_steps is not None else total
+
+
+@torch.no_grad()
+def evaluate(model, loss_of, cut: SequenceCut, batch_size: int, autocast) -> float:
+    """Token-weighted mean cross-entropy of a split (every scored token counts once)."""
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), dtype=torch.float64, device=cut.stream.device)
+    tokens = 0
+    for inputs, targets in cut.eval_batches(batch_size):
+        with autocast():
+            per_token = loss_of(inputs, targets)
+        total += per_token.double().sum()
+        tokens += targets.numel()
+    model.train(was_training)
+    return (total / tokens).item() if tokens else math.nan
+
+
+def _clip_fraction(optimizer) -> float:
+    """Clip fraction of the optimiser's last step (adamnoise.optim's ``last_step_stats``).
+
+    Our optimisers report an empty dict when no clipping is configured: nothing was clipped, 0.
+    An optimiser without ``last_step_stats`` gives NaN (unknown).
+    """
+    stats = getattr(optimizer, "last_step_stats", None)
+    if not isinstance(stats, dict):
+        return math.nan
+    value = stats.get("clip_fraction", 0.0)
+    return float(value.item() if torch.is_tensor(value) else value)
+
+
+class Trainer:
+    """Builds everything a run needs from its config; ``run()`` trains and writes the result."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        out: str | Path,
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
+        progress_stream=None,
+    ):
+        # imported here: these modules are other concerns' and import heavy dependencies
+        from adamnoise.data.corpus import load_prepared
+        from adamnoise.models import build_model
+        from adamnoise.optim import build_optimizer
+        from adamnoise.schedules import build_schedule
+
+        self.config = config
+        self.out = Path(out)
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path(f"{self.out}.ckpt")
+        self.progress_stream = progress_stream
+        t = config.training
+
+        if t.num_threads is not None:
+            torch.set_num_threads(t.num_threads)
+        self.device = select_device(t.device)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = t.tf32
+            torch.backends.cudnn.allow_tf32 = t.tf32
+        if t.precision == "bf16":
+            self.autocast = lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
+        else:
+            self.autocast = contextlib.nullcontext
+
+        corpus = load_prepared(config.data.corpus)
+        seed_everything(t.seed)
+        self.model = build_model(dict(config.model), len(corpus.vocab)).to(self.device)
+        context_len = int(getattr(self.model, "context_len", 0) or 0)
+        seq_len = config.data.seq_len
+        self.train_cut = SequenceCut(corpus.train.to(self.device), seq_len, context_len)
+        self.valid_cut = SequenceCut(corpus.valid.to(self.device), seq_len, context_len)
+        self.test_cut = SequenceCut(corpus.test.to(self.device), seq_len, context_len)
+        try:
+            self.sampler = EpochSampler(self.train_cut.num_sequences, t.batch_size, t.seed)
+        except ValueError as exc:
+            raise ConfigError("training.batch_size", str(exc)) from exc
+        self.steps_per_epoch = self.sampler.batches_per_epoch
+        self.total_steps = total_steps_of(t.epochs, self.steps_per_epoch, t.max_steps)
+        self.eval_interval = max(1, round(t.eval_every * self.steps_per_epoch))
+
+        self.micro_slices = split_micro_batches(t.batch_size, t.micro_batch)
+        self.b_small = small_batch_size([s.stop - s.start for s in self.micro_slices])
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(params, dict(config.optimizer))
+        schedule = build_schedule(dict(config.schedule), self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.loss_of = torch.compile(self.model) if t.compile else self.model
+        self.accumulator = GradientAccumulator(params)
+        self.update_tracker = UpdateTracker(params)
+        self.noise = NoiseScaleEMA(t.noise_scale_ema)
+        self.history = History()
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.step = 0
+        self.resumed_from: int | None = None
+        if resume:
+            self._resume()
+
+    # ----------------------------------------------------------------------------------------
+    # checkpoints
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "run_config": self.config.to_dict(),
+            "step": self.step,
+            "epoch": self.step // self.steps_per_epoch,
+            "position_in_epoch": self.step % self.steps_per_epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "noise_scale": self.noise.state_dict(),
+            "history": self.history.state_dict(),
+            "best_state": self.best_state,
+            "rng": rng_states(),
+        }
+
+    def _resume(self) -> None:
+        state = load_checkpoint(self.checkpoint_dir)
+        if state is None:
+            return  # nothing to resume: a fresh start
+        differences = config_differences(state["run_config"], self.config.to_dict())
+        if differences:
+            raise ConfigError(
+                "",
+                f"checkpoint in {self.checkpoint_dir} belongs to a different run config "
+                f"(differs in {'; '.join(differences)}); remove it or run without --resume",
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.noise.load_state_dict(state["noise_scale"])
+        self.history = History.from_state_dict(state["history"])
+        self.best_state = state["best_state"]
+        self.step = state["step"]
+        set_rng_states(state["rng"])
+        self.resumed_from = self.step
+
+    # ----------------------------------------------------------------------------------------
+    # the loop
+
+    def _evaluate_and_record(self, progress: Progress) -> None:
+        val_loss = evaluate(
+            self.model, self.loss_of, self.valid_cut, self.config.training.eval_batch_size,
+            self.autocast,
+        )  # fmt: skip
+        previous_best = self.history.best_index
+        self.history.record_eval(
+            epoch=self.step / self.steps_per_epoch,
+            step=self.step,
+            val_loss=val_loss,
+            b_simple=self.noise.b_simple,
+            grad_noise_trace=self.noise.noise_trace,
+            grad_sq_norm=self.noise.grad_sq_norm,
+        )
+        improved = self.history.best_index != previous_best
+        if improved and self.config.training.test_at_best:
+            self.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
+            }
+        progress.evaluation(self.step, perplexity(val_loss))
+
+    def _train_step(self) -> tuple[float, bool]:
+        """One optimiser step; returns (loss, diverged)."""
+        t = self.config.training
+        inputs, targets = self.train_cut.batch(
+            self.sampler.batch_indices(self.step).to(self.device)
+        )
+        micro_batches = [(inputs[s], targets[s]) for s in self.micro_slices]
+        self.model.train()
+        self.update_tracker.before()
+        loss, small_sq, big_sq = self.accumulator.run(self.loss_of, micro_batches, self.autocast)
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.optimizer.step()
+        max_update = self.update_tracker.after()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        # the one synchronisation of the step
+        loss, small_sq, big_sq, max_update = torch.stack([loss, small_sq, big_sq, max_update]).tolist()
+        self.step += 1
+        self.noise.update(small_sq, big_sq, self.b_small, t.batch_size)
+        self.history.record_step(
+            loss=loss,
+            lr=lr,
+            grad_norm=math.sqrt(big_sq) if big_sq >= 0 else math.nan,
+            max_update=max_update / lr if lr > 0 else math.nan,
+            clip_fraction=_clip_fraction(self.optimizer),
+        )
+        self.history.train_tokens += t.batch_size * self.config.data.seq_len
+        diverged = not math.isfinite(loss) or loss > t.divergence_loss
+        return loss, diverged
+
+    def run(self) -> RunOutcome:
+        t = self.config.training
+        progress = Progress(
+            self.config.run_id,
+            self.total_steps,
+            self.steps_per_epoch,
+            start_step=self.step,
+            log_every=t.log_every,
+            stream=self.progress_stream,
+        )
+        if self.resumed_from is not None:
+            progress.message(f"resumed from step {self.resumed_from} ({self.checkpoint_dir})")
+        started = time.perf_counter()
+        wall_before = self.history.wall_time_s
+        status = COMPLETED
+        try:
+            if self.step == 0 and not self.history.eval_step:
+                self._evaluate_and_record(progress)
+            while self.step < self.total_steps:
+                step_started = time.perf_counter()
+                loss, diverged = self._train_step()
+                self.history.train_time_s += time.perf_counter() - step_started
+                progress.step(self.step, loss)
+                if diverged:
+                    status = DIVERGED
+                    progress.message(f"diverged at step {self.step}: loss {loss}")
+                    break
+                if self.step % self.eval_interval == 0 or self.step == self.total_steps:
+                    self._evaluate_and_record(progress)
+                if (
+                    t.checkpoint_every
+                    and self.step % t.checkpoint_every == 0
+                    and self.step < self.total_steps
+                ):
+                    self.history.wall_time_s = wall_before + time.perf_counter() - started
+                    save_checkpoint(self.checkpoint_dir, self._state())
+            if t.test_at_best and self.best_state is not None:
+                self.model.load_state_dict(self.best_state)
+                test_loss = evaluate(
+                    self.model, self.loss_of, self.test_cut, t.eval_batch_size, self.autocast
+                )
+                self.history.test_ppl = perplexity(test_loss)
+        finally:
+            progress.close()
+        self.history.wall_time_s = wall_before + time.perf_counter() - started
+        self._write_result(status)
+        remove_checkpoint(self.checkpoint_dir)
+        return RunOutcome(status=status, steps=self.step, out=self.out)
+
+    def _write_result(self, status: str) -> None:
+        from adamnoise.io import save_netcdf
+        from adamnoise.provenance import as_attrs, collect
+
+        device_name = (
+            torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        )
+        attrs = {
+            "status": status,
+            "run_id": self.config.run_id,
+            "run_config": self.config.to_json(),
+            "steps_per_epoch": self.steps_per_epoch,
+            "train_sequences": self.train_cut.num_sequences,
+            "total_steps_planned": self.total_steps,
+            "noise_scale_b_small": self.b_small,
+            "noise_scale_b_big": self.config.training.batch_size,
+            "num_parameters": sum(p.numel() for p in self.model.parameters()),
+            **as_attrs(collect(device=device_name)),
+        }
+        save_netcdf(build_dataset(self.history, attrs), self.out)
+
+
+def train(
+    config: RunConfig,
+    out: str | Path,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    progress_stream=None,
+) -> RunOutcome:
+    """Train one run and write its result file; see the module docstring."""
+    trainer = Trainer(config, out, checkpoint_dir, resume=resume, progress_stream=progress_stream)
+    return trainer.run()
