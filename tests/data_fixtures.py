@@ -22,9 +22,10 @@ SYNTHETIC_VOCAB = [
     "<eos>", "=", "The", ".", "sat", "cat",
     "Alpha", "on", "the", "mat", "dog", "ran", "Beta", "<unk>",
 ]  # fmt: skip
-SYNTHETIC_TRAIN_STREAM = (
-    "<eos> = Alpha = <eos> <eos> The cat sat on the mat . <eos> The dog sat . <eos>".split()
-)
+SYNTHETIC_TRAIN_STREAM = [
+    "<eos>", "=", "Alpha", "=", "<eos>", "<eos>", "The", "cat", "sat", "on", "the", "mat", ".",
+    "<eos>", "The", "dog", "sat", ".", "<eos>",
+]  # fmt: skip
 
 
 def wikitext_like_zip(texts: dict[str, str] = SYNTHETIC_WIKITEXT) -> bytes:

@@ -11,10 +11,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from data_fixtures import wikitext_like_zip
-
 from adamnoise.data import cli as data_cli
 from adamnoise.data.download import REMOTE_FILES, DownloadError, download
+from data_fixtures import wikitext_like_zip
 
 FAST = {"backoff": 0.001, "timeout": 5.0}
 
@@ -58,7 +57,9 @@ class FileServer:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
@@ -124,7 +125,7 @@ def test_size_mismatch_is_refused(server, archive, tmp_path):
     body, sha = archive
     server.routes["/w.zip"] = ("ok", body)
     dest = tmp_path / "w.zip"
-    with pytest.raises(DownloadError, match=f"expected {len(body) + 1}"):
+    with pytest.raises(DownloadError, match=rf"\({len(body) + 1} bytes\), got {sha} \({len(body)}"):
         download([server.url("/w.zip")], dest, sha, size=len(body) + 1, **FAST)
     assert list(tmp_path.iterdir()) == []
 

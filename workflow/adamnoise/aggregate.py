@@ -89,8 +89,8 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
             at_best = run["b_simple"].where(run["step"] == data["best_step"][index], drop=True)
             if at_best.size:
                 data["b_simple_at_best"][index] = float(at_best.values[0])
-        if "n_train_sequences" in run.attrs:
-            n_sequences.add(int(run.attrs["n_train_sequences"]))
+        if "train_sequences" in run.attrs:
+            n_sequences.add(int(run.attrs["train_sequences"]))
         commits.add(str(run.attrs.get("provenance_git_commit", "unknown")))
         devices.add(str(run.attrs.get("provenance_device", "unknown")))
 

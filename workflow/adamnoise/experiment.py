@@ -18,6 +18,7 @@ fields, which belong to the package) by building every run config and naming the
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 from dataclasses import dataclass
 from typing import Any
@@ -93,6 +94,13 @@ class Experiment:
         return tuple(axis for axis in GRID_AXES if not (axis == "beta1" and self.tie_betas))
 
     def points(self) -> list[GridPoint]:
+        return list(self._points_by_id.values())
+
+    @functools.cached_property
+    def _points_by_id(self) -> dict[str, GridPoint]:
+        return {point.run_id: point for point in self._expand_grid()}
+
+    def _expand_grid(self) -> list[GridPoint]:
         grid = self.config["grid"]
         if self.tie_betas:
             combos = itertools.product(grid["batch_size"], grid["beta2"], grid["lr"], grid["seed"])
@@ -104,10 +112,10 @@ class Experiment:
         return [point.run_id for point in self.points()]
 
     def point(self, run_id: str) -> GridPoint:
-        for point in self.points():
-            if point.run_id == run_id:
-                return point
-        raise KeyError(f"experiment {self.name!r} has no run {run_id!r}")
+        try:
+            return self._points_by_id[run_id]
+        except KeyError:
+            raise KeyError(f"experiment {self.name!r} has no run {run_id!r}") from None
 
     def run_config(self, point: GridPoint, corpus_dir: str) -> dict[str, Any]:
         """The complete config of one run, as ``adamnoise train`` reads it."""
@@ -168,8 +176,7 @@ def validate_experiment(experiment: Experiment, results: str = "results") -> Non
             if key in experiment.config.get(section, {}):
                 raise ConfigError(f"{prefix}.{section}.{key}: set by grid.{key}; remove it here")
     _check_component(prefix, "model", experiment.config["model"])
-    ids = experiment.run_ids()
-    if len(set(ids)) != len(ids):
+    if len(experiment._points_by_id) != len(experiment._expand_grid()):
         raise ConfigError(f"{prefix}.grid: two grid points format to the same run id")
     for point in experiment.points():
         run = experiment.run_config(point, corpus_dir(results, experiment.dataset))

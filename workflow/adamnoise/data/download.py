@@ -82,12 +82,6 @@ class _TransientFailure(Exception):
     """This attempt failed in a way that a retry may fix."""
 
 
-class _ChecksumMismatch(_PermanentFailure):
-    def __init__(self, message: str, got_sha256: str):
-        super().__init__(message)
-        self.got_sha256 = got_sha256
-
-
 def sha256_of(path: str | os.PathLike) -> str:
     """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
@@ -135,10 +129,6 @@ def _fetch_once(
     with contextlib.closing(response):
         length_header = response.headers.get("Content-Length")
         expected_length = int(length_header) if length_header is not None else None
-        if size is not None and expected_length is not None and expected_length != size:
-            raise _PermanentFailure(
-                f"server announces {expected_length} bytes, expected {size} (a different file)"
-            )
         digest = hashlib.sha256()
         received = 0
         progress = tqdm(
@@ -170,14 +160,12 @@ def _fetch_once(
     if expected_length is not None and received < expected_length:
         raise _TransientFailure(f"transfer interrupted: got {received} of {expected_length} bytes")
     got_sha256 = digest.hexdigest()
-    if got_sha256 != sha256.lower():
-        raise _ChecksumMismatch(
-            f"checksum mismatch: expected sha256 {sha256.lower()}, got {got_sha256} "
-            f"({received} bytes)",
-            got_sha256,
+    if got_sha256 != sha256.lower() or (size is not None and received != size):
+        expected_size = f" ({size} bytes)" if size is not None else ""
+        raise _PermanentFailure(
+            f"checksum mismatch: expected sha256 {sha256.lower()}{expected_size}, "
+            f"got {got_sha256} ({received} bytes)"
         )
-    if size is not None and received != size:
-        raise _PermanentFailure(f"size mismatch: expected {size} bytes, got {received} bytes")
 
 
 def download(

@@ -149,8 +149,7 @@ def resolve_model_config(cfg: dict[str, Any]) -> dict[str, Any]:
         # bool is a subclass of int in Python; "n_layer: true" is still a mistake.
         if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
             raise ValueError(
-                f"model field {name!r} of arch {arch!r} must be {annotations[name]}, "
-                f"got {value!r}"
+                f"model field {name!r} of arch {arch!r} must be {annotations[name]}, got {value!r}"
             )
     config = config_cls(**cfg)  # __post_init__ checks sizes and fills derived defaults
     return {"arch": arch, **dataclasses.asdict(config)}

@@ -24,7 +24,7 @@ segment starts from an empty memory. With ``carry_memory=True`` the model asks t
 ``mem_len`` tokens preceding each segment (``model.context_len = mem_len``; see the model interface
 in docs/architecture.md) and builds the memory from those tokens itself, under ``torch.no_grad()``.
 The memory is then exactly what the recurrence would give if the preceding tokens had been the
-previous segment of a fresh stream, yet each training sequence stays self-contained, so the memory is
+previous segment of a fresh stream, yet each training sequence stays self-contained, so memory is
 compatible with sequences drawn in a shuffled order (seed 000, Def. 2.1, samples without
 replacement from a fresh permutation every epoch).
 """
@@ -45,7 +45,7 @@ INIT_STD = 0.02
 
 @dataclass
 class TransformerXLConfig:
-    """Size fields of the Transformer-XL; the defaults are seed 000's model (preset ``txl-paper``)."""
+    """Fields of the Transformer-XL; the defaults are seed 000's model (preset ``txl-paper``)."""
 
     n_layer: int = 6
     d_model: int = 512
@@ -163,7 +163,7 @@ class RelativeMultiHeadAttention(nn.Module):
 
 
 class PositionwiseFeedForward(nn.Module):
-    """``LayerNorm(h + Dropout(W_2 Dropout(ReLU(W_1 h + b_1)) + b_2))``, post-norm as the original."""
+    """``LayerNorm(h + Dropout(W_2 Dropout(ReLU(W_1 h + b_1)) + b_2))``: post-norm, as Dai et al."""
 
     def __init__(self, cfg: TransformerXLConfig):
         super().__init__()

@@ -454,11 +454,27 @@ class LemmaRow:
     lambda_convex: float = float("nan")
     printed_convex_range: tuple[float, float] | None = None
     minimiser_example: dict | None = None
+    # claims that are not lambda thresholds (Lemma 3.7, Lemma A.1): the quantity, its computed
+    # value and the printed bound
+    quantity: str = ""
+    computed: float = float("nan")
+    printed: float = float("nan")
     consistent: bool = True
     note: str = ""
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """Plain dict; NaN (no such threshold) becomes None so that the result is valid JSON."""
+        return _nan_to_none(asdict(self))
+
+
+def _nan_to_none(obj):
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {key: _nan_to_none(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nan_to_none(value) for value in obj]
+    return obj
 
 
 # printed thresholds: (lemma, sweep, fixed, printed increasing, printed decreasing, convex range)
@@ -539,6 +555,9 @@ def lemma_table() -> list[LemmaRow]:
             decreasing_side="below",
             printed_increasing=0.0,
             printed_decreasing=float("nan"),
+            quantity="min over beta in [0.5,1) of dC1(beta,beta)/dbeta (claim: > 0)",
+            computed=diag.min_derivative,
+            printed=0.0,
             consistent=diag.holds,
             note=(
                 f"C_total(beta, beta, lambda) = lambda C1(beta, beta); min over [0.5,1) of "
@@ -559,6 +578,9 @@ def lemma_table() -> list[LemmaRow]:
                 decreasing_side="",
                 printed_increasing=float("nan"),
                 printed_decreasing=float("nan"),
+                quantity=f"sup {check.ratio} over {check.sweep} in [0.9,1)",
+                computed=check.computed_sup,
+                printed=check.printed_bound,
                 consistent=check.holds,
                 note=(
                     f"sup {check.ratio} over {check.sweep} in [0.9,1) = {check.computed_sup:.4g} "

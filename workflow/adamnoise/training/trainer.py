@@ -72,6 +72,15 @@ def total_steps_of(epochs: float, steps_per_epoch: int, max_steps: int | None) -
     return min(total, max_steps) if max_steps is not None else total
 
 
+@contextlib.contextmanager
+def _blame(key: str, errors: tuple[type[Exception], ...]):
+    """Report another concern's rejection of its config section as a ConfigError on ``key``."""
+    try:
+        yield
+    except errors as exc:
+        raise ConfigError(key, str(exc)) from exc
+
+
 @torch.no_grad()
 def evaluate(model, loss_of, cut: SequenceCut, batch_size: int, autocast) -> float:
     """Token-weighted mean cross-entropy of a split (every scored token counts once)."""
@@ -135,9 +144,11 @@ class Trainer:
         else:
             self.autocast = contextlib.nullcontext
 
-        corpus = load_prepared(config.data.corpus)
+        with _blame("data.corpus", (OSError, ValueError)):
+            corpus = load_prepared(config.data.corpus)
         seed_everything(t.seed)
-        self.model = build_model(dict(config.model), len(corpus.vocab)).to(self.device)
+        with _blame("model", (ValueError, TypeError)):
+            self.model = build_model(dict(config.model), len(corpus.vocab)).to(self.device)
         context_len = int(getattr(self.model, "context_len", 0) or 0)
         seq_len = config.data.seq_len
         self.train_cut = SequenceCut(corpus.train.to(self.device), seq_len, context_len)
@@ -155,8 +166,10 @@ class Trainer:
         self.b_small = small_batch_size([s.stop - s.start for s in self.micro_slices])
 
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(params, dict(config.optimizer))
-        schedule = build_schedule(dict(config.schedule), self.total_steps)
+        with _blame("optimizer", (ValueError, TypeError)):
+            self.optimizer = build_optimizer(params, dict(config.optimizer))
+        with _blame("schedule", (ValueError, TypeError)):
+            schedule = build_schedule(dict(config.schedule), self.total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         self.loss_of = torch.compile(self.model) if t.compile else self.model
         self.accumulator = GradientAccumulator(params)

@@ -1,0 +1,105 @@
+"""Aggregation of real run results into one xarray Dataset, and the flip predictions from it."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from adamnoise.aggregate import STATUS_CODES, aggregate_directory
+from adamnoise.analysis import best_along, predict_flips
+from adamnoise.cli import main
+from adamnoise.data.corpus import prepare_corpus
+from adamnoise.experiment import load_experiments
+from adamnoise.io import save_netcdf, write_text
+
+CONFIG = {
+    "active": ["mini"],
+    "experiments": {
+        "mini": {
+            "dataset": "pydoc-char",
+            "seq_len": 16,
+            "model": {"preset": "gpt-tiny"},
+            "optimizer": {"name": "adam", "eps": 1e-6},
+            "training": {
+                "micro_batch_size": 2,
+                "epochs": 1,
+                "max_steps": 6,
+                "eval_every": 0.0005,
+                "eval_batch_size": 512,
+                "num_threads": 1,
+            },
+            "grid": {
+                "batch_size": [4, 8],
+                "beta1": [0.9],
+                "beta2": [0.9, 0.999],
+                "lr": [1e-3],
+                "seed": [0],
+            },
+        }
+    },
+}
+MISSING_RUN = "bs8_b1-0.9_b2-0.999_lr-0.001_s0"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Three of the four runs of a 2x2 grid, trained for real by `adamnoise train`."""
+    root = tmp_path_factory.mktemp("aggregate")
+    corpus = root / "data" / "pydoc-char"
+    prepare_corpus("pydoc-char", corpus)
+    experiment = load_experiments(CONFIG)["mini"]
+    for point in experiment.points():
+        if point.run_id == MISSING_RUN:
+            continue
+        run_dir = root / "runs" / point.run_id
+        write_text(run_dir / "run.yaml", yaml.safe_dump(experiment.run_config(point, str(corpus))))
+        assert main(["train", str(run_dir / "run.yaml"), "--out", str(run_dir / "result.nc")]) == 0
+    return experiment, root
+
+
+def test_aggregate_has_grid_dims_units_and_provenance(trained, tmp_path):
+    experiment, root = trained
+    dataset = aggregate_directory(experiment, root / "runs")
+    path = tmp_path / "aggregate.nc"
+    save_netcdf(dataset, path)
+    reopened = xr.open_dataset(path)
+    assert reopened["val_ppl"].dims == ("batch_size", "beta1", "beta2", "lr", "seed", "eval")
+    assert reopened["min_val_ppl"].dims == ("batch_size", "beta1", "beta2", "lr", "seed")
+    assert list(reopened["batch_size"].values) == [4, 8]
+    assert reopened["b_simple"].attrs["units"] == "sequence"
+    assert reopened.attrs["provenance_git_commit"]
+    assert json.loads(reopened.attrs["experiment_config"])["grid"]["beta2"] == [0.9, 0.999]
+    assert reopened.attrs["n_train_sequences"] > 1000
+
+
+def test_missing_run_is_nan_and_reported(trained, capsys):
+    experiment, root = trained
+    dataset = aggregate_directory(experiment, root / "runs")
+    missing = dataset.sel(batch_size=8, beta2=0.999).squeeze()
+    assert np.isnan(missing["min_val_ppl"]) and int(missing["status"]) == STATUS_CODES["missing"]
+    assert json.loads(dataset.attrs["missing_runs"]) == [MISSING_RUN]
+    assert MISSING_RUN in capsys.readouterr().err
+    present = dataset.sel(batch_size=4, beta2=0.9).squeeze()
+    assert int(present["status"]) == STATUS_CODES["completed"]
+    # the minimum recorded in the run equals the minimum of its own validation series
+    assert float(present["min_val_ppl"]) == pytest.approx(float(present["val_ppl"].min()))
+
+
+def test_best_along_and_flips_from_measured_noise_scale(trained):
+    experiment, root = trained
+    dataset = aggregate_directory(experiment, root / "runs")
+    best = best_along(dataset, "beta2")
+    ppl = dataset["min_val_ppl"].sel(batch_size=4).squeeze()
+    expected = float(dataset["beta2"][int(np.nanargmin(ppl.values))])
+    assert float(best["best_beta2"].sel(batch_size=4).squeeze()) == expected
+    # only one beta2 ran at batch size 8: that one is the best
+    assert float(best["best_beta2"].sel(batch_size=8).squeeze()) == 0.9
+
+    flips = predict_flips(dataset)
+    n = dataset.attrs["n_train_sequences"]
+    b_simple = float(flips["b_simple"].sel(quantile=0.5))
+    assert b_simple > 0
+    half = float(flips["flip_batch_size"].sel(threshold=0.5, quantile=0.5))
+    assert half == pytest.approx(2 * n * b_simple / (n + 2 * b_simple - 1))

@@ -1,0 +1,92 @@
+"""Data protocol of the trainer: sequence cut, epoch permutations, micro-batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from adamnoise.training.batches import (
+    EpochSampler,
+    SequenceCut,
+    epoch_permutation,
+    split_micro_batches,
+)
+
+
+def test_cut_overlaps_by_one_token_and_predicts_every_token_once():
+    stream = torch.arange(100, 135)  # T = 35 distinct ids: positions are readable
+    cut = SequenceCut(stream, seq_len=8)
+    assert cut.num_sequences == (35 - 1) // 8 == 4
+    inputs, targets = cut.batch(torch.arange(4))
+    assert inputs.shape == targets.shape == (4, 8)
+    assert torch.equal(inputs[1], stream[8:16]) and torch.equal(targets[1], stream[9:17])
+    # the last target of sequence i is the first input of sequence i + 1
+    assert torch.equal(targets[:-1, -1], inputs[1:, 0])
+    # every position 1..32 is predicted exactly once; the tail 33, 34 only in evaluation
+    assert torch.equal(targets.flatten(), stream[1:33])
+    assert cut.tail_len == 2
+    eval_targets = torch.cat([t.flatten() for _, t in cut.eval_batches(3)])
+    assert torch.equal(eval_targets, stream[1:])
+    eval_inputs = torch.cat([i.flatten() for i, _ in cut.eval_batches(3)])
+    assert torch.equal(eval_inputs, stream[:-1])
+
+
+def test_context_tokens_precede_each_sequence():
+    stream = torch.arange(50)
+    cut = SequenceCut(stream, seq_len=6, context_len=4)
+    assert cut.num_sequences == (50 - 1 - 4) // 6 == 7
+    inputs, targets = cut.batch(torch.tensor([0, 3]))
+    assert inputs.shape == (2, 10) and targets.shape == (2, 6)
+    # sequence 3 predicts positions 23..28 from positions 22..27 and 4 context tokens 18..21
+    assert inputs[1].tolist() == list(range(18, 28))
+    assert targets[1].tolist() == list(range(23, 29))
+    assert inputs[0].tolist() == list(range(0, 10)) and targets[0].tolist() == list(range(5, 11))
+    # evaluation scores every position after the first context_len once, with full context
+    scored = torch.cat([t.flatten() for _, t in cut.eval_batches(4)])
+    assert torch.equal(scored, stream[5:])
+    for inputs, targets in cut.eval_batches(4):
+        assert inputs.shape[1] == targets.shape[1] + 4
+        assert torch.equal(inputs[:, -1] + 1, targets[:, -1])
+
+
+def test_each_epoch_is_a_fresh_permutation_of_all_sequences():
+    n, b = 103, 10
+    sampler = EpochSampler(n, b, seed=7)
+    m = sampler.batches_per_epoch
+    assert m == 10  # 3 sequences dropped per epoch
+    epochs = []
+    for epoch in range(3):
+        batches = [sampler.batch_indices(epoch * m + j) for j in range(m)]
+        assert all(batch.shape == (b,) for batch in batches)
+        seen = torch.cat(batches)
+        assert len(set(seen.tolist())) == m * b  # without replacement
+        perm = epoch_permutation(7, epoch, n)
+        assert seen.tolist() == perm[: m * b].tolist()
+        assert sorted(perm.tolist()) == list(range(n))
+        epochs.append(seen)
+    assert not torch.equal(epochs[0], epochs[1])  # a new order every epoch
+    # the order depends on (seed, epoch) only: a new sampler (a resumed run) agrees
+    assert torch.equal(EpochSampler(n, b, seed=7).batch_indices(2 * m + 4), epochs[2][40:50])
+    assert not np.array_equal(epoch_permutation(8, 0, n), epoch_permutation(7, 0, n))
+
+
+def test_permutations_are_uniform():
+    # position of sequence 0 over many epochs: uniform over the 5 places (chi-square, 4 dof)
+    counts = np.bincount(
+        [int(np.argmax(epoch_permutation(0, e, 5) == 0)) for e in range(5000)], minlength=5
+    )
+    chi2 = float(((counts - 1000.0) ** 2 / 1000.0).sum())
+    assert chi2 < 18.5  # 99.9 % quantile of chi-square(4)
+
+
+def test_batch_larger_than_data_is_refused():
+    with pytest.raises(ValueError, match="exceeds"):
+        EpochSampler(5, 8, seed=0)
+
+
+def test_micro_batches():
+    assert split_micro_batches(8, 2) == [slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8)]
+    assert split_micro_batches(8, 8) == [slice(0, 4), slice(4, 8)]  # halves for B_simple
+    assert split_micro_batches(7, 7) == [slice(0, 4), slice(4, 7)]
+    assert split_micro_batches(1, 1) == [slice(0, 1)]
