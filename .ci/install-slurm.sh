@@ -3,24 +3,19 @@
 # cluster (controller, compute daemon, accounting daemon, MariaDB for accounting, munge for auth).
 #
 # Usage (as root, Debian bookworm or later):  bash .ci/install-slurm.sh
+# Elsewhere (no root, no apt-get) it installs nothing and exits 0: the Slurm tests skip.
 #
 # No daemon is started here and none is enabled: the test fixture starts its own processes with
 # all state in a temporary directory and stops them by PID. Debian's postinst scripts try to start
 # services; policy-rc.d forbids that for the duration of the install (there is no systemd in CI).
 set -euo pipefail
 
-if [[ $(id -u) -ne 0 ]]; then
-    echo "install-slurm.sh: must run as root (apt-get install)" >&2
-    exit 1
-fi
-
 packages=(
     slurm-wlm        # slurmctld, slurmd and the client commands (sbatch, srun, squeue, sacct, scancel)
-    slurmdbd         # accounting daemon, so that sacct (the executor plugin's status query) works
+    slurmdbd         # accounting daemon: sacct works, as on real clusters (tests, plugin fallback)
     munge            # authentication between the Slurm daemons and the client commands
     mariadb-server   # storage behind slurmdbd
-    mariadb-client
-    procps           # pgrep/ps, used when diagnosing a failed start-up
+    mariadb-client   # `mariadb`, which creates the accounting database and its user
 )
 
 # Already installed (e.g. a cached CI image): nothing to do.
@@ -30,6 +25,13 @@ for pkg in "${packages[@]}"; do
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "install-slurm.sh: all packages already installed"
+    exit 0
+fi
+# Without root or apt there is nothing to install with; the Slurm tests then skip and say why.
+# This is not an error: `make test` must work on any machine.
+if [[ $(id -u) -ne 0 ]] || ! command -v apt-get > /dev/null; then
+    echo "install-slurm.sh: not root or no apt-get; not installing ${missing[*]}" \
+        "(tests/test_slurm.py will be skipped)" >&2
     exit 0
 fi
 

@@ -20,6 +20,7 @@ environment in `SlurmCluster.env`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import secrets
 import shutil
@@ -45,6 +46,7 @@ REQUIRED_PROGRAMS = (
     "srun",
     "squeue",
     "sacct",
+    "sacctmgr",
     "sinfo",
     "scontrol",
     "scancel",
@@ -63,7 +65,10 @@ def cannot_host_slurm() -> str | None:
         return "the Slurm test cluster needs root (daemons, mknod)"
     missing = [p for p in REQUIRED_PROGRAMS if shutil.which(p) is None]
     if missing:
-        return f"Slurm packages not installed (missing {', '.join(missing)}): run `bash .ci/install-slurm.sh`"
+        return (
+            f"Slurm packages not installed (missing {', '.join(missing)}):"
+            " run `bash .ci/install-slurm.sh`"
+        )
     return None
 
 
@@ -87,6 +92,14 @@ def _node_hardware() -> dict[str, str]:
     return dict(field.split("=", 1) for field in first_line.split())
 
 
+def _terminate_with_parent() -> None:
+    """In a daemon's child process before exec: ask the kernel for SIGTERM when the process that
+    started it dies, so that a killed test run (SIGKILL, CI timeout) leaves no daemon behind."""
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class SlurmStartError(RuntimeError):
     """A daemon did not come up; the message carries the tail of its log."""
 
@@ -104,9 +117,7 @@ class SlurmCluster:
         self.bin_dir = self.root / "bin"
         self.slurm_conf = self.conf_dir / "slurm.conf"
         self.munge_socket = self.root / "run" / "munge.socket"
-        self.ports = {
-            name: _free_port() for name in ("slurmctld", "slurmd", "slurmdbd", "mariadb")
-        }
+        self.ports = {name: _free_port() for name in ("slurmctld", "slurmd", "slurmdbd", "mariadb")}
         self._processes: list[tuple[str, subprocess.Popen]] = []
         self.startup_seconds: float | None = None
 
@@ -140,11 +151,11 @@ class SlurmCluster:
 
     def start(self, timeout: float = 90) -> SlurmCluster:
         """Write the configuration and start all daemons; returns once the node is idle."""
-        reason = cannot_host_slurm()
-        if reason:
-            raise SlurmStartError(reason)
         t0 = time.perf_counter()
         try:
+            reason = cannot_host_slurm()
+            if reason:
+                raise SlurmStartError(reason)
             self._write_files()
             self._start_munge(timeout)
             self._start_mariadb(timeout)
@@ -164,7 +175,7 @@ class SlurmCluster:
             self.run("scancel", "--full", f"--partition={PARTITION}", check=False)
             with contextlib.suppress(SlurmStartError):  # stop the daemons regardless
                 self._wait(lambda: not self.run("squeue", "-h", check=False).strip(), 15, "scancel")
-        for name, proc in reversed(self._processes):
+        for _name, proc in reversed(self._processes):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -192,21 +203,6 @@ class SlurmCluster:
             *(["--jobs=" + ",".join(map(str, job_ids))] if job_ids else ["--allusers"]),
         )  # fmt: skip
         return [dict(zip(names, line.split("|"), strict=True)) for line in out.splitlines()]
-
-    def wait_for_state(self, job_id: str | int, states: set[str], timeout: float = 60) -> str:
-        """Poll squeue (then sacct) until the job is in one of `states`; returns the state."""
-        found = {}
-
-        def reached() -> bool:
-            state = self.run("squeue", "-h", "-j", str(job_id), "-o", "%T", check=False).strip()
-            if not state:
-                records = self.sacct(job_id, fields="JobID,State")
-                state = records[0]["State"].split()[0] if records else ""
-            found["state"] = state
-            return state in states
-
-        self._wait(reached, timeout, f"job {job_id} in {sorted(states)}")
-        return found["state"]
 
     def log_tail(self, name: str, lines: int = 30, suffix: str = ".log") -> str:
         """The last lines of a daemon's log (`name` = munged, mariadb, slurmdbd, ...)."""
@@ -341,6 +337,7 @@ class SlurmCluster:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # a Ctrl-C in the terminal reaches us, not the daemons
+            preexec_fn=_terminate_with_parent,
         )
         log.close()
         self._processes.append((name, proc))
@@ -433,7 +430,9 @@ class SlurmCluster:
 
     def _start_slurmdbd(self, timeout: float) -> None:
         proc = self._spawn("slurmdbd", ["slurmdbd", "-D"])
-        self._wait(lambda: _port_open(self.ports["slurmdbd"]), timeout, "slurmdbd", proc, "slurmdbd")
+        self._wait(
+            lambda: _port_open(self.ports["slurmdbd"]), timeout, "slurmdbd", proc, "slurmdbd"
+        )
 
     def _start_slurmctld(self, timeout: float) -> None:
         proc = self._spawn("slurmctld", ["slurmctld", "-D", "-i"])
@@ -489,10 +488,8 @@ def _main() -> None:
         print(f"  export SLURM_CONF={cluster.slurm_conf} PATH={cluster.bin_dir}:$PATH")
         print("  sinfo; sbatch --gpus=1 --wrap 'echo $CUDA_VISIBLE_DEVICES'; sacct")
         print("Ctrl-C stops the cluster.")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":

@@ -12,9 +12,8 @@ import math
 
 import pytest
 import torch
-from torch.testing import assert_close
-
 from adamnoise.optim import build_optimizer, kadam_betas
+from torch.testing import assert_close
 
 torch.set_num_threads(1)
 
@@ -104,7 +103,8 @@ def reference_signsgd(lr, weight_decay, steps=STEPS):
 
 
 def reference_emasign(lr, beta, weight_decay, gradient_init, steps=STEPS):
-    """Seed 003 §3.1 / App. A.1.1 (EMASign, momentum on SignSGD): m ← β m + (1−β) sign(g), θ ← θ − η m."""
+    """Seed 003 §3.1 / App. A.1.1 (EMASign, momentum on SignSGD):
+    m ← β m + (1−β) sign(g), θ ← θ − η m, decoupled decay."""
     params = initial_params()
     momentum = [torch.zeros_like(p) for p in params]
     for t in range(1, steps + 1):
@@ -183,7 +183,7 @@ def reference_adam_ablation(
 
 
 def reference_kadam(lr, weight_decay, coupled, gammas, betas, eps, steps=STEPS):
-    """Seed 004 App. S, Algorithm 1 (k-Adam update rule), γ_i momentum and β_i second-moment factors:
+    """Seed 004 App. S, Algorithm 1 (k-Adam update rule); γ_i momentum, β_i second-moment factors:
 
     g ← ∇L(θ_n);  if coupled: g ← g + λθ_n;  ĝ ← g
     for i = 1..k:  m_i ← γ_i m_i + (1 − γ_i) ĝ;  v_i ← β_i v_i + (1 − β_i) ĝ²;

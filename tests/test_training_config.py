@@ -61,13 +61,21 @@ def test_round_trip_and_defaults():
 @pytest.mark.parametrize(
     ("edit", "key", "fragment"),
     [
-        (lambda r: r["training"].update(micro_batch_sizee=4), "training.micro_batch_sizee", "unknown"),
+        (
+            lambda r: r["training"].update(micro_batch_sizee=4),
+            "training.micro_batch_sizee",
+            "unknown",
+        ),
         (lambda r: r.update(extra=1), "extra", "unknown"),
         (lambda r: r["data"].update(seq_len="64"), "data.seq_len", "integer"),
         (lambda r: r["training"].update(batch_size=32.0), "training.batch_size", "integer"),
         (lambda r: r["training"].update(test_at_best=1), "training.test_at_best", "true/false"),
         (lambda r: r["training"].update(seed=True), "training.seed", "integer"),
-        (lambda r: r["training"].update(micro_batch_size=12), "training.micro_batch_size", "divide"),
+        (
+            lambda r: r["training"].update(micro_batch_size=12),
+            "training.micro_batch_size",
+            "divide",
+        ),
         (lambda r: r["training"].update(device="tpu"), "training.device", "one of"),
         (lambda r: r["training"].update(precision="fp16"), "training.precision", "one of"),
         (lambda r: r["training"].update(noise_scale_ema=1.0), "training.noise_scale_ema", "[0, 1)"),

@@ -23,6 +23,8 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
+from adamnoise.optim import OPTIMIZER_PARAMETERS
+
 GRID_AXES = ("batch_size", "beta1", "beta2", "lr", "seed")
 # keys of the optimizer and training sections that the grid sets for every run
 GRID_OWNED = {"optimizer": ("lr", "beta1", "beta2"), "training": ("batch_size", "seed")}
@@ -121,7 +123,12 @@ class Experiment:
         """The complete config of one run, as ``adamnoise train`` reads it."""
         cfg = self.config
         optimizer = {**copy.deepcopy(cfg["optimizer"]), "lr": point.lr}
-        optimizer["beta1"], optimizer["beta2"] = point.beta1, point.beta2
+        # beta1 is the momentum of every optimiser that has one, beta2 the second-moment factor;
+        # an optimiser without them (SGD has no beta2, SignSGD neither) does not get them
+        accepted = OPTIMIZER_PARAMETERS.get(optimizer["name"], {"beta1", "beta2"})
+        for axis in ("beta1", "beta2"):
+            if axis in accepted:
+                optimizer[axis] = getattr(point, axis)
         training = {
             **copy.deepcopy(cfg.get("training", {})),
             "batch_size": point.batch_size,
@@ -175,7 +182,13 @@ def validate_experiment(experiment: Experiment, results: str = "results") -> Non
         for key in keys:
             if key in experiment.config.get(section, {}):
                 raise ConfigError(f"{prefix}.{section}.{key}: set by grid.{key}; remove it here")
-    _check_component(prefix, "model", experiment.config["model"])
+    for section in ("model", "optimizer", "schedule"):
+        if section in experiment.config:
+            _check_component(prefix, section, experiment.config[section])
+    name = experiment.config["optimizer"]["name"]
+    for axis in ("beta1", "beta2"):
+        if axis not in OPTIMIZER_PARAMETERS.get(name, {axis}) and len(experiment.axis_values(axis)) > 1:
+            raise ConfigError(f"{prefix}.grid.{axis}: optimizer {name!r} has no {axis}; give one value")
     if len(experiment._points_by_id) != len(experiment._expand_grid()):
         raise ConfigError(f"{prefix}.grid: two grid points format to the same run id")
     for point in experiment.points():
@@ -189,8 +202,15 @@ def validate_experiment(experiment: Experiment, results: str = "results") -> Non
 def _check_component(prefix: str, section: str, cfg: dict[str, Any]) -> None:
     """Let the package module that owns a config section check it (unknown keys, bad values)."""
     from adamnoise.models.presets import resolve_model_config
+    from adamnoise.optim import resolve_optimizer_config
+    from adamnoise.schedules import resolve_schedule_config
 
-    checkers = {"model": resolve_model_config}
+    checkers = {
+        "model": resolve_model_config,
+        # lr comes from the grid: check the rest with a placeholder
+        "optimizer": lambda c: resolve_optimizer_config({"lr": 1.0, **c}),
+        "schedule": resolve_schedule_config,
+    }
     try:
         checkers[section](cfg)
     except (ValueError, TypeError) as error:

@@ -1,4 +1,4 @@
-"""Learning-rate schedules as multipliers: ``build_schedule(cfg, total_steps)(t)`` → factor on ``lr``.
+"""Learning-rate schedules as multipliers: ``build_schedule(cfg, total_steps)(t)`` scales ``lr``.
 
 ``t`` is the 0-based index of the optimiser step about to be taken, which is what
 ``torch.optim.lr_scheduler.LambdaLR`` passes (0 at construction, +1 per ``scheduler.step()``). The
@@ -144,7 +144,7 @@ def build_schedule(cfg: dict[str, Any], total_steps: int) -> Callable[[int], flo
         s = _step_number(t)
         if s <= warmup:
             return s / warmup
-        if s <= decay_start:
+        if s <= decay_start or decay == 0:
             return 1.0
         progress = min(1.0, (s - decay_start) / decay)
         return 1.0 - (1.0 - min_ratio) * shape(progress)

@@ -19,8 +19,8 @@ from adamnoise.optim.optimizers import (
     KAdam,
     RMSprop,
     SGDMomentum,
-    Signum,
     SignSGD,
+    Signum,
 )
 
 __all__ = [

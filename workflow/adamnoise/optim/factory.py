@@ -1,7 +1,7 @@
-"""``build_optimizer(params, cfg)``: the optimiser section of a run config → a ``torch.optim.Optimizer``.
+"""``build_optimizer(params, cfg)``: a run config's optimiser section → a ``torch.optim.Optimizer``.
 
 A config is a dict with ``name``, ``lr`` and the parameters its optimiser accepts
-(``OPTIMIZER_PARAMETERS[name]``); anything left out takes its value from ``OPTIMIZER_DEFAULTS[name]``.
+(``OPTIMIZER_PARAMETERS[name]``); whatever is left out takes ``OPTIMIZER_DEFAULTS[name]``.
 Keys that an optimiser does not use are errors rather than silently ignored, so that a sweep over,
 say, ``beta2`` of SGD cannot produce identical runs under different names.
 
@@ -24,8 +24,8 @@ from adamnoise.optim.optimizers import (
     ParamsT,
     RMSprop,
     SGDMomentum,
-    Signum,
     SignSGD,
+    Signum,
 )
 
 INIT_CHOICES = ("zero", "gradient")  # seed 003 App. B.5: ZI (default) or GI moving averages

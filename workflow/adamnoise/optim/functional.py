@@ -48,13 +48,19 @@ def coordinate_quantile(tensors: Sequence[Tensor], q: float) -> Tensor:
 
     Same definition as ``torch.quantile(..., interpolation="linear")``: the value at position
     q·(N − 1) of the sorted magnitudes, interpolated linearly between its two neighbours. Written
-    with ``kthvalue`` because ``torch.quantile`` refuses inputs of more than 2**24 elements.
+    with one ``kthvalue`` (a selection, not a sort) because ``torch.quantile`` sorts and refuses
+    inputs of more than 2**24 elements.
     """
     magnitudes = torch.cat([x.detach().abs().flatten() for x in tensors])
     position = q * (magnitudes.numel() - 1)
-    below, above = math.floor(position), math.ceil(position)
-    low = torch.kthvalue(magnitudes, below + 1).values  # kthvalue counts from 1
-    high = torch.kthvalue(magnitudes, above + 1).values
+    below = math.floor(position)
+    low = torch.kthvalue(magnitudes, below + 1).values  # order statistic `below`; counts from 1
+    if position == below:
+        return low
+    # the next order statistic: `low` again if it is tied, else the smallest larger magnitude
+    tied = (magnitudes <= low).sum() > below + 1
+    larger = torch.where(magnitudes > low, magnitudes, torch.inf).min()
+    high = torch.where(tied, low, larger)
     return torch.lerp(low, high, position - below)
 
 
@@ -187,7 +193,10 @@ def signum_update_(
 
 
 def signsgd_update_(param: Tensor, grad: Tensor, *, lr: float, weight_decay: float = 0.0) -> None:
-    """SignSGD (seed 003 §2: Adam with β1 = β2 = 0, ε = 0): θ_t = θ_{t−1} − ηλθ_{t−1} − η sign(g_t)."""
+    """SignSGD (seed 003 §2: Adam with β1 = β2 = 0, ε = 0), in place.
+
+    θ_t = θ_{t−1} − ηλ θ_{t−1} − η sign(g_t)
+    """
     if weight_decay:
         param.mul_(1.0 - lr * weight_decay)
     param.add_(torch.sign(grad), alpha=-lr)

@@ -1,10 +1,10 @@
 """``torch.optim.Optimizer`` wrappers around the functional cores in ``adamnoise.optim.functional``.
 
 The wrappers hold hyperparameters in ``param_groups`` (so ``LambdaLR`` can scale ``lr``) and the
-per-parameter state in ``state`` (so ``state_dict()``/``load_state_dict()`` restore a run bit for bit;
-the step count is a Python int per parameter). Every optimiser here can clip the raw gradient to a
-global norm first (Gclip, ``grad_clip_norm``), because seeds 002 and 003 do so for SGD, Adam and the
-sign methods alike.
+per-parameter state in ``state`` (so ``state_dict()``/``load_state_dict()`` restore a run bit for
+bit; the step count is a Python int per parameter). Every optimiser here can clip the raw
+gradient to a global norm first (Gclip, ``grad_clip_norm``), because seeds 002 and 003 do so for
+SGD, Adam and the sign methods alike.
 
 Instrumentation: after each ``step()``, ``optimizer.last_step_stats`` is a dict of floats:
 
@@ -69,7 +69,7 @@ class InstrumentedOptimizer(torch.optim.Optimizer):
 
     @staticmethod
     def _scaled(grad: Tensor, grad_scale: Tensor | None) -> Tensor:
-        # a new tensor: p.grad itself is left as the backward pass wrote it
+        # p.grad itself is never modified: the trainer may still read it after the step
         return grad if grad_scale is None else grad * grad_scale
 
     @torch.no_grad()
@@ -199,8 +199,8 @@ class SGDMomentum(InstrumentedOptimizer):
 
     Cclip clips the momentum coordinate-wise before the step, either at a fixed value
     (``coordinate_clip``, seed 003 §2) or at the (1 − p)-quantile of |m_t| over all parameters
-    (``coordinate_clip_fraction`` = p, seed 002 App. G.2 Algorithm 1, "clip the top p% of the largest
-    momentum coordinates"). The order is Gclip → weight decay → momentum → Cclip → step.
+    (``coordinate_clip_fraction`` = p, seed 002 App. G.2 Algorithm 1, "clip the top p% of the
+    largest momentum coordinates"). The order is Gclip → weight decay → momentum → Cclip → step.
     """
 
     def __init__(
@@ -246,7 +246,9 @@ class SGDMomentum(InstrumentedOptimizer):
 
         # phase 2: the clipping threshold, then the descent step
         if self.coordinate_clip_fraction is not None:
-            threshold = coordinate_quantile([b for _, _, b in steps], 1 - self.coordinate_clip_fraction)
+            threshold = coordinate_quantile(
+                [b for _, _, b in steps], 1 - self.coordinate_clip_fraction
+            )
         else:
             threshold = self.coordinate_clip
         clipped = []
@@ -263,6 +265,8 @@ class SGDMomentum(InstrumentedOptimizer):
 class Signum(InstrumentedOptimizer):
     """Signum, sign of the momentum (seed 003 §2): see ``functional.signum_update_``."""
 
+    _rule = staticmethod(signum_update_)  # EMASign has the same state and swaps the rule
+
     def __init__(
         self,
         params: ParamsT,
@@ -276,8 +280,6 @@ class Signum(InstrumentedOptimizer):
             lr=lr, momentum=momentum, weight_decay=weight_decay, gradient_init=gradient_init
         )
         super().__init__(params, defaults, grad_clip_norm)
-
-    _rule = staticmethod(signum_update_)
 
     def _update(self, grad_scale: Tensor | None) -> dict[str, Tensor]:
         for group, param in self._params_with_grad():

@@ -79,12 +79,8 @@ def format_lemma_table(rows) -> str:
             inc = f"lambda {_side(row.increasing_side)} {_fmt(row.lambda_increasing)}"
             dec = f"lambda {_side(row.decreasing_side)} {_fmt(row.lambda_decreasing)}"
             # the printed claims: ">= x" for the side above, "< x" (strict) for the side below
-            p_inc = ("<" if row.increasing_side == "below" else ">=") + _fmt(
-                row.printed_increasing
-            )
-            p_dec = ("<" if row.decreasing_side == "below" else ">=") + _fmt(
-                row.printed_decreasing
-            )
+            p_inc = ("<" if row.increasing_side == "below" else ">=") + _fmt(row.printed_increasing)
+            p_dec = ("<" if row.decreasing_side == "below" else ">=") + _fmt(row.printed_decreasing)
             lines.append(
                 f"{row.lemma:<6}{row.fixed:<13}{row.sweep:<7}{inc:<22}{p_inc:<11}"
                 f"{dec:<22}{p_dec:<11}{ok}"

@@ -80,7 +80,8 @@ def theory_grid_dataset(
         "description": "B+: C > 0 (bounded max-update), B0: C = 0, B-: C < 0 (exponential growth)",
     }
     c_attrs = {
-        "long_name": "seed 004 stability constant C = (2 beta2 (1-beta1) - beta1 (1-beta2))/(beta1 beta2)",
+        "long_name": "seed 004 stability constant "
+        "C = (2 beta2 (1-beta1) - beta1 (1-beta2))/(beta1 beta2)",
         "units": "1 per step",
     }
 
@@ -106,8 +107,11 @@ def theory_grid_dataset(
                 noise_slope,
                 {"long_name": "C1 + C2 of seed 000 App. A.2 (dC_total/dlambda)"},
             ),
-            "stability_constant": (("square_beta1", "square_beta2"), 
-                                   stability.stability_constant(sq[:, None], sq[None, :]), c_attrs),
+            "stability_constant": (
+                ("square_beta1", "square_beta2"),
+                stability.stability_constant(sq[:, None], sq[None, :]),
+                c_attrs,
+            ),
             "stability_region": (
                 ("square_beta1", "square_beta2"),
                 stability.stability_region_code(sq[:, None], sq[None, :]),
@@ -190,7 +194,5 @@ def theory_grid_dataset(
         },
     )
     if include_lemmas:
-        ds.attrs["lemma_table"] = json.dumps(
-            [row.as_dict() for row in implicit_bias.lemma_table()]
-        )
+        ds.attrs["lemma_table"] = json.dumps([row.as_dict() for row in implicit_bias.lemma_table()])
     return ds

@@ -99,7 +99,7 @@ def _as_float_arrays(*arrays):
 
 
 def full_batch_coefficient(beta1, beta2):
-    """FB / grad_j ||g||_1 of Prop. 3.3: beta1/(1-beta1) - beta2/(1-beta2) (negative if beta1 < beta2)."""
+    """FB of Prop. 3.3 divided by grad_j ||g||_1: beta1/(1-beta1) - beta2/(1-beta2)."""
     return _full_batch(*_as_float_arrays(beta1, beta2))
 
 
@@ -109,7 +109,7 @@ def c1(beta1, beta2):
 
 
 def c2(beta1, beta2):
-    """C2(beta1, beta2) of App. A.2 (coefficient of MBN2); vanishes on the diagonal beta1 = beta2."""
+    """C2(beta1, beta2) of App. A.2 (coefficient of MBN2); zero on the diagonal beta1 = beta2."""
     return _c2(*_as_float_arrays(beta1, beta2))
 
 
@@ -129,7 +129,7 @@ def c5(beta1, beta2):
 
 
 def c_total(beta1, beta2, lam):
-    """C_total(beta1, beta2, lambda) of eq. (7): beta1/(1-beta1) - beta2/(1-beta2) + (C1 + C2) lambda.
+    """Eq. (7): C_total(beta1, beta2, lambda) = beta1/(1-beta1) - beta2/(1-beta2) + (C1+C2) lambda.
 
     Positive values mean implicit regularisation (penalised approximate sharpness), negative
     values anti-regularisation. ``lam`` is the noise ratio of eq. (8), see ``noise_ratio``.
@@ -205,7 +205,9 @@ def c_total_derivative(sweep: str, fixed: float, x, lam, order: int = 1):
     raise ValueError("order must be 1 or 2")
 
 
-def sweep_grid(lo: float = 0.9, hi: float = OPEN_END, n_uniform: int = 4001, n_geometric: int = 801):
+def sweep_grid(
+    lo: float = 0.9, hi: float = OPEN_END, n_uniform: int = 4001, n_geometric: int = 801
+):
     """Dense points of [lo, hi]: uniform, plus geometric ones accumulating at hi (beta -> 1)."""
     uniform = np.linspace(lo, hi, n_uniform)
     gap = hi - lo
@@ -295,14 +297,16 @@ def monotonicity_thresholds(
 
     sup = _extremum(ratio, x, "max")
     inf = _extremum(ratio, x, "min")
+    # a threshold <= 0 on the "above" side means: for every lambda > 0 (reported as 0); on the
+    # "below" side it means: for no lambda > 0 (NaN)
     if np.all(slope > 0):
         # C' = A + lam B > 0  <=>  lam > r; increasing above sup r, decreasing below inf r
-        lam_inc, inc_side = sup.value, "above"
+        lam_inc, inc_side = max(sup.value, 0.0), "above"
         lam_dec, dec_side = (inf.value if inf.value > 0 else float("nan")), "below"
     else:
         # B < 0: C' > 0  <=>  lam < r; increasing below inf r, decreasing above sup r
         lam_inc, inc_side = (inf.value if inf.value > 0 else float("nan")), "below"
-        lam_dec, dec_side = sup.value, "above"
+        lam_dec, dec_side = max(sup.value, 0.0), "above"
 
     # convexity: C'' = A2 + lam B2 > 0 for all x; with B2 > 0 this is lam > sup(-A2/B2)
     lam_convex = float("nan")
@@ -312,7 +316,7 @@ def monotonicity_thresholds(
             dt = sweep_derivatives(sweep, fixed, t)
             return -dt["fb_d2"] / dt["s_d2"]
 
-        lam_convex = _extremum(convex_ratio, x, "max").value
+        lam_convex = max(_extremum(convex_ratio, x, "max").value, 0.0)
 
     return MonotonicityThresholds(
         sweep=sweep,
@@ -363,8 +367,9 @@ def is_strictly_monotone(sweep: str, fixed: float, lam: float, lo: float = 0.9, 
 
 
 def diagonal_c1_derivative(beta):
-    """d/dbeta C1(beta, beta). On the diagonal FB = C2 = 0, so C_total(beta, beta, lam) = lam C1(beta,
-    beta) and Lemma 3.7 (strictly increasing for every lam > 0) is equivalent to this being > 0."""
+    """d/dbeta C1(beta, beta), exact. On the diagonal FB = C2 = 0, so C_total(beta, beta, lam) =
+    lam C1(beta, beta) and Lemma 3.7 (strictly increasing for every lam > 0) is equivalent to this
+    being > 0."""
     b = Taylor2.variable(np.asarray(beta, dtype=float))
     return _c1(b, b).d1
 
@@ -555,7 +560,7 @@ def lemma_table() -> list[LemmaRow]:
             decreasing_side="below",
             printed_increasing=0.0,
             printed_decreasing=float("nan"),
-            quantity="min over beta in [0.5,1) of dC1(beta,beta)/dbeta (claim: > 0)",
+            quantity="min dC1(b,b)/db over b in [0.5,1)",
             computed=diag.min_derivative,
             printed=0.0,
             consistent=diag.holds,

@@ -72,13 +72,13 @@ def deviation_average(grads, beta: float):
 
 
 def variance_form_denominator(m, s, beta: float):
-    """sqrt(m^2 + beta s): Adam's denominator sqrt(v) written through the deviation average (Prop. 1)."""
+    """sqrt(m^2 + beta s): Adam's denominator sqrt(v) through the deviation average (Prop. 1)."""
     m = np.asarray(m, dtype=float)
     return np.sqrt(m * m + beta * np.asarray(s, dtype=float))
 
 
 def mollified_signum_direction(m, sigma2):
-    """sign(m) / sqrt(1 + sigma2 / m^2) (seed 003 eq. 9), with sigma2 = beta s the variance estimate.
+    """sign(m) / sqrt(1 + sigma2 / m^2) (seed 003 eq. 9); sigma2 = beta s, the variance estimate.
 
     Equal to m / sqrt(m^2 + sigma2); written in the sign form to show the Signum it mollifies.
     Where m = 0 the direction is 0.
@@ -91,14 +91,15 @@ def mollified_signum_direction(m, sigma2):
 
 
 def adam_direction_equal_betas(grads, beta: float):
-    """Adam's direction with beta1 = beta2 = beta computed through Prop. 1 / Thm 4.1 (step axis first)."""
+    """Adam's direction with beta1 = beta2 = beta via Prop. 1 / Thm 4.1 (step axis first)."""
     m, s = deviation_average(grads, beta)
     return mollified_signum_direction(m, beta * s)
 
 
 def second_moment_gap(grads, beta1: float, beta2: float, scale: float):
     """v_k - (m_k^2 + scale * s_k) for Adam with (beta1, beta2), s averaged with beta2 around the
-    beta1-momentum. Zero for every gradient sequence iff beta1 = beta2 and scale = beta (Prop. 2)."""
+    beta1-momentum. Zero for every gradient sequence iff beta1 = beta2 and scale = beta (Prop. 2).
+    """
     grads = _as_steps_first(grads)
     m, v = adam_moments(grads, beta1, beta2)
     s = np.empty_like(grads)
@@ -131,7 +132,9 @@ def variational_objective(mean, var, grad, mean_prev, var_prev, rho):
 
 def variational_step(grad, mean_prev, var_prev, beta):
     """The closed-form minimiser of ``variational_objective`` with rho = (1 - beta)/beta (Thm 4.1):
-    mean = beta mean_prev + (1 - beta) grad, var = beta var_prev + beta (1 - beta)(grad - mean_prev)^2.
+
+    mean = beta mean_prev + (1 - beta) grad,
+    var = beta var_prev + beta (1 - beta) (grad - mean_prev)^2.
     """
     grad = np.asarray(grad, dtype=float)
     mean = beta * mean_prev + (1 - beta) * grad

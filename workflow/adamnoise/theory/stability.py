@@ -62,12 +62,13 @@ def stability_region(beta1, beta2, atol: float = 0.0):
     return labels[1 - code]
 
 
-def bound_factor(beta1, beta2, n):
+def bound_factor(beta1, beta2, n, atol: float = 0.0):
     """B_n(beta, gamma) of eq. (5): 1/sqrt(C), sqrt(n) or exp(n|C|/2)/sqrt(|C|) by the sign of C.
 
-    Exactly C = 0 selects the sqrt(n) branch.
+    |C| <= atol selects the B0 branch sqrt(n) (as in ``stability_region_code``).
     """
     c = stability_constant(beta1, beta2)
+    c = np.where(np.abs(c) <= atol, 0.0, c)
     n = np.asarray(n, dtype=float)
     c, n = np.broadcast_arrays(c, n)
     abs_c = np.abs(c)
@@ -77,14 +78,15 @@ def bound_factor(beta1, beta2, n):
     return np.where(c > 0, positive, np.where(c < 0, negative, np.sqrt(n)))
 
 
-def max_update_bound(beta1, beta2, n):
-    """Eq. (5): the bound on the max-update ||u_n||_inf = ||theta_{n+1} - theta_n||_inf / eta at step n
-    (n = 0, 1, ...; bias-corrected Adam without eps)."""
+def max_update_bound(beta1, beta2, n, atol: float = 0.0):
+    """Eq. (5): bound on the max-update ||u_n||_inf = ||theta_{n+1} - theta_n||_inf / eta at step
+    n (n = 0, 1, ...; bias-corrected Adam without eps). ``atol`` as in ``bound_factor``."""
     beta1 = np.asarray(beta1, dtype=float)
     beta2 = np.asarray(beta2, dtype=float)
     n = np.asarray(n, dtype=float)
     bias = np.sqrt(1 - beta2 ** (n + 1)) / (1 - beta1 ** (n + 1))
-    return bias * (1 - beta1) / beta1 * np.sqrt(beta2 / (1 - beta2)) * bound_factor(beta1, beta2, n)
+    scale = (1 - beta1) / beta1 * np.sqrt(beta2 / (1 - beta2))
+    return bias * scale * bound_factor(beta1, beta2, n, atol)
 
 
 def growth_exponent(beta1, beta2):
@@ -99,28 +101,40 @@ def growth_exponent(beta1, beta2):
 # ---------------------------------------------------------------------------------------------
 
 
-def _resample_by_arclength(beta1, beta2, n_points: int):
-    """n_points uniformly spaced in arc length along a densely sampled polyline."""
-    step = np.hypot(np.diff(beta1), np.diff(beta2))
-    s = np.concatenate([[0.0], np.cumsum(step)])
-    targets = np.linspace(0.0, s[-1], n_points)
-    return np.interp(targets, s, beta1), np.interp(targets, s, beta2)
+def _curve_by_arclength(beta1_of_beta2, beta2_start, beta2_stop, n_points: int, dense: int):
+    """n_points on the curve beta1 = f(beta2), uniformly spaced in arc length from beta2_start to
+    beta2_stop. The arc length comes from a dense polyline; the points themselves are evaluated
+    exactly on the curve (only their beta2 is interpolated)."""
+    beta2 = np.linspace(beta2_start, beta2_stop, dense)
+    beta1 = beta1_of_beta2(beta2)
+    arclength = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(beta1), np.diff(beta2)))])
+    beta2_points = np.interp(np.linspace(0.0, arclength[-1], n_points), arclength, beta2)
+    beta2_points[[0, -1]] = beta2_start, beta2_stop
+    return beta1_of_beta2(beta2_points), beta2_points
 
 
-def level_curve(c: float, n_points: int = 256, dense: int = 20001):
+def level_curve(c: float, n_points: int = 256, dense: int = 20001, margin: float = 1e-6):
     """The level curve B_c = {C = c} inside the unit square, n_points uniform in arc length.
 
-    Solving 2/beta1 - 1/beta2 - 1 = c gives beta1 = 2 beta2 / ((c + 1) beta2 + 1); we keep the
-    part with 0 < beta1 < 1, 0 < beta2 < 1 (ordered by increasing beta2).
+    Solving 2/beta1 - 1/beta2 - 1 = c gives beta1 = 2 beta2 / ((c + 1) beta2 + 1). We keep the
+    part with margin <= beta1, beta2 <= 1 - margin, ordered by increasing beta2.
     Returns (beta1, beta2).
     """
-    beta2 = np.linspace(1e-9, 1.0 - 1e-12, dense)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        beta1 = 2 * beta2 / ((c + 1) * beta2 + 1)
-    inside = (beta1 > 0) & (beta1 < 1) & np.isfinite(beta1)
-    if inside.sum() < 2:
+
+    def beta1_of(beta2):
+        return 2 * beta2 / ((c + 1) * beta2 + 1)
+
+    lo, hi = margin, 1.0 - margin
+    if c < -1:
         raise ValueError(f"the level curve C = {c} does not cross the unit square")
-    return _resample_by_arclength(beta1[inside], beta2[inside], n_points)
+    # beta1 increases with beta2; it reaches 1 - margin at beta2 = hi' if c < 1
+    if beta1_of(hi) > hi:
+        hi = hi / (2 - (c + 1) * hi)
+    if beta1_of(lo) < margin:
+        lo = margin / (2 - (c + 1) * margin)
+    if not lo < hi:
+        raise ValueError(f"the level curve C = {c} does not cross the unit square")
+    return _curve_by_arclength(beta1_of, lo, hi, n_points, dense)
 
 
 def level_curve_through(beta1: float, beta2: float, n_points: int = 256):
@@ -129,7 +143,7 @@ def level_curve_through(beta1: float, beta2: float, n_points: int = 256):
 
 
 def normal_curve_constant(beta1, beta2):
-    """k = 2 beta^3 + gamma^3 = 2 beta2^3 + beta1^3 of the normal curve through the point (App. E)."""
+    """k = 2 beta^3 + gamma^3 = 2 beta2^3 + beta1^3: the normal curve through the point (App. E)."""
     return 2 * np.asarray(beta2, dtype=float) ** 3 + np.asarray(beta1, dtype=float) ** 3
 
 
@@ -138,29 +152,33 @@ def normal_curve_beta1(beta2, k):
     return np.cbrt(k - 2 * np.asarray(beta2, dtype=float) ** 3)
 
 
-def normal_curve_through(beta1: float, beta2: float, n_points: int = 64, dense: int = 20001):
+def normal_curve_through(
+    beta1: float, beta2: float, n_points: int = 64, beta1_max: float = 0.999, dense: int = 20001
+):
     """n_points uniform in arc length on the normal curve through (beta1, beta2), seed 004 Fig. 1c.
 
     Seed 004 takes 64 points "uniformly along a section" of the normal curve through
     (beta, gamma) = (0.999, 0.9) and, in Fig. 9c, along "the entire" curve with (0.999, 0.9) as its
-    rightmost point. It does not print the section's other end; we take the curve from where it
-    leaves the unit square (beta1 -> 1) down to the given point, which is the last sample. Along
-    this path beta2 decreases and beta1 increases towards 1, and C decreases monotonically from
-    C(point) through 0 (into B-) when the point is in B+.
-    Returns (beta1, beta2), ordered from the given point to the beta1 = 1 end.
+    rightmost point. It does not print where the section ends on the other side; we follow the
+    curve from the given point (the first sample) towards larger beta1 until beta1 = beta1_max
+    (0.999 by default: beta1 = 1 would freeze Adam's momentum). Along this path beta2 decreases,
+    beta1 increases, and C decreases monotonically, from C(point) > 0 through B0 into B-.
+    Returns (beta1, beta2).
     """
     k = float(normal_curve_constant(beta1, beta2))
-    # beta1 = 1  <=>  beta2 = ((k - 1)/2)^(1/3); beta1 = 0 <=> beta2 = (k/2)^(1/3)
-    beta2_at_edge = np.cbrt((k - 1) / 2) if k > 1 else 0.0
-    beta2_path = np.linspace(beta2, max(beta2_at_edge, 1e-9), dense)
-    beta1_path = np.clip(normal_curve_beta1(beta2_path, k), 0.0, 1.0)
-    return _resample_by_arclength(beta1_path, beta2_path, n_points)
+    if not beta1 < beta1_max < 1:
+        raise ValueError(f"need beta1 ({beta1}) < beta1_max ({beta1_max}) < 1")
+    # beta1 = beta1_max  <=>  beta2 = ((k - beta1_max^3)/2)^(1/3)
+    beta2_end = float(np.cbrt((k - beta1_max**3) / 2))
+    return _curve_by_arclength(
+        lambda b2: normal_curve_beta1(b2, k), beta2, beta2_end, n_points, dense
+    )
 
 
 def normal_curve_zero_crossing(beta1: float, beta2: float):
     """The point where the normal curve through (beta1, beta2) meets B0 (C = 0), or None.
 
-    Searched between the point and the beta1 = 1 end of the curve (see ``normal_curve_through``).
+    Searched between the point and where the curve reaches beta1 = 1 (towards larger beta1).
     Returns (beta1, beta2).
     """
     k = float(normal_curve_constant(beta1, beta2))

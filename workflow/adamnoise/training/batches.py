@@ -67,7 +67,7 @@ class SequenceCut:
 
 
 def epoch_permutation(seed: int, epoch: int, num_sequences: int) -> np.ndarray:
-    """The uniformly random order of the training sequences in ``epoch`` (a function of seed, epoch).
+    """Uniformly random order of the training sequences in ``epoch``, a function of (seed, epoch).
 
     numpy's SeedSequence mixes the pair (seed, epoch) into independent streams, so permutations of
     different epochs are independent and no generator state has to survive a restart.

@@ -62,7 +62,9 @@ class TrainingConfig:
 
 
 TRAINING_DEFAULTS: dict[str, Any] = {
-    f.name: f.default for f in dataclasses.fields(TrainingConfig) if f.default is not dataclasses.MISSING
+    f.name: f.default
+    for f in dataclasses.fields(TrainingConfig)
+    if f.default is not dataclasses.MISSING
 }
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -191,7 +193,9 @@ def _check_values(config: RunConfig) -> None:
             raise ConfigError(f"training.{name}", f"must be >= 1, got {getattr(t, name)}")
     if t.micro_batch_size is not None:
         if t.micro_batch_size < 1:
-            raise ConfigError("training.micro_batch_size", f"must be >= 1, got {t.micro_batch_size}")
+            raise ConfigError(
+                "training.micro_batch_size", f"must be >= 1, got {t.micro_batch_size}"
+            )
         if t.batch_size % t.micro_batch_size:
             raise ConfigError(
                 "training.micro_batch_size",

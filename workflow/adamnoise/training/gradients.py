@@ -23,7 +23,7 @@ import torch
 
 
 class GradientAccumulator:
-    """Runs forward/backward over a step's micro-batches and leaves the mean gradient in ``.grad``."""
+    """Forward/backward over a step's micro-batches; leaves the mean gradient in ``.grad``."""
 
     def __init__(self, params: Sequence[torch.nn.Parameter]):
         self.params = [p for p in params if p.requires_grad]
@@ -85,16 +85,16 @@ class UpdateTracker:
     """
 
     def __init__(self, params: Sequence[torch.nn.Parameter]):
-        self.params = [p for p in params if p.requires_grad]
-        with torch.no_grad():
-            self._previous = [torch.empty_like(p) for p in self.params]
+        # detached views share storage with the parameters, so they see in-place updates
+        self._values = [p.detach() for p in params if p.requires_grad]
+        self._previous = [torch.empty_like(v) for v in self._values]
 
     @torch.no_grad()
     def before(self) -> None:
-        torch._foreach_copy_(self._previous, [p.detach() for p in self.params])
+        torch._foreach_copy_(self._previous, self._values)
 
     @torch.no_grad()
     def after(self) -> torch.Tensor:
-        torch._foreach_sub_(self._previous, [p.detach() for p in self.params])
+        torch._foreach_sub_(self._previous, self._values)
         norms = torch._foreach_norm(self._previous, ord=float("inf"))
         return torch.stack(norms).float().max()

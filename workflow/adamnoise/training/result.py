@@ -1,4 +1,4 @@
-"""The recorded series of a run and the run result file (docs/architecture.md, "Run result file")."""
+"""The recorded series of a run and its result file (docs/architecture.md, "Run result file")."""
 
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ EVAL_VARIABLES = {
 STEP_VARIABLES = {
     "loss": ("nats/token", "mean training loss of the step's batch"),
     "lr": ("1", "learning rate used by the step (base lr times schedule multiplier)"),
-    "grad_norm": ("nats/token", "Euclidean norm of the step's full-batch gradient, before clipping"),
+    "grad_norm": (
+        "nats/token",
+        "Euclidean norm of the step's full-batch gradient, before clipping",
+    ),
     "max_update": (
         "1",
         "max-update ||theta_{n+1} - theta_n||_inf / lr (seed 004, Sec. 3)",
@@ -43,10 +46,19 @@ STEP_VARIABLES = {
 SUMMARY_VARIABLES = {
     "min_val_ppl": ("1", "minimum validation perplexity over the evaluations"),
     "best_epoch": ("epochs", "epoch of the evaluation with the minimum validation perplexity"),
-    "best_step": ("steps", "optimiser step of the evaluation with the minimum validation perplexity"),
-    "test_ppl": ("1", "test perplexity of the weights at the best evaluation (NaN if not measured)"),
+    "best_step": (
+        "steps",
+        "optimiser step of the evaluation with the minimum validation perplexity",
+    ),
+    "test_ppl": (
+        "1",
+        "test perplexity of the weights at the best evaluation (NaN if not measured)",
+    ),
     "wall_time_s": ("s", "wall-clock time of the run, all resumed parts together"),
-    "tokens_per_s": ("tokens/s", "training tokens per second of training time (evaluation excluded)"),
+    "tokens_per_s": (
+        "tokens/s",
+        "training tokens per second of training time (evaluation excluded)",
+    ),
 }
 
 
@@ -115,7 +127,9 @@ def build_dataset(history: History, attrs: dict[str, str]):
     import xarray as xr
 
     def var(dim, values, units, description, dtype=np.float64):
-        return xr.Variable(dim, np.asarray(values, dtype=dtype), {"units": units, "long_name": description})
+        return xr.Variable(
+            dim, np.asarray(values, dtype=dtype), {"units": units, "description": description}
+        )
 
     best = history.best_index
     val_loss = np.asarray(history.val_loss, dtype=np.float64)
@@ -146,7 +160,9 @@ def build_dataset(history: History, attrs: dict[str, str]):
     for name, value in summaries.items():
         data_vars[name] = var((), value, *SUMMARY_VARIABLES[name])
     coords = {
-        "epoch": var("eval", history.eval_epoch, "epochs", "training epochs completed (fractional)"),
+        "epoch": var(
+            "eval", history.eval_epoch, "epochs", "training epochs completed (fractional)"
+        ),
         "step": var(
             "eval", history.eval_step, "steps", "optimiser steps completed", dtype=np.int64
         ),

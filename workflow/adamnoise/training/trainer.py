@@ -30,6 +30,7 @@ import torch
 
 from adamnoise.training.batches import EpochSampler, SequenceCut, split_micro_batches
 from adamnoise.training.checkpoint import (
+    checkpoint_file,
     load_checkpoint,
     remove_checkpoint,
     rng_states,
@@ -171,6 +172,7 @@ class Trainer:
         with _blame("schedule", (ValueError, TypeError)):
             schedule = build_schedule(dict(config.schedule), self.total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.model.train()  # evaluate() switches to eval mode and back
         self.loss_of = torch.compile(self.model) if t.compile else self.model
         self.accumulator = GradientAccumulator(params)
         self.update_tracker = UpdateTracker(params)
@@ -185,7 +187,7 @@ class Trainer:
     # ----------------------------------------------------------------------------------------
     # checkpoints
 
-    def _state(self) -> dict[str, Any]:
+    def checkpoint_state(self) -> dict[str, Any]:
         return {
             "run_config": self.config.to_dict(),
             "step": self.step,
@@ -199,6 +201,9 @@ class Trainer:
             "best_state": self.best_state,
             "rng": rng_states(),
         }
+
+    def save_checkpoint(self) -> Path:
+        return save_checkpoint(self.checkpoint_dir, self.checkpoint_state())
 
     def _resume(self) -> None:
         state = load_checkpoint(self.checkpoint_dir)
@@ -245,14 +250,13 @@ class Trainer:
             }
         progress.evaluation(self.step, perplexity(val_loss))
 
-    def _train_step(self) -> tuple[float, bool]:
+    def train_step(self) -> tuple[float, bool]:
         """One optimiser step; returns (loss, diverged)."""
         t = self.config.training
         inputs, targets = self.train_cut.batch(
             self.sampler.batch_indices(self.step).to(self.device)
         )
         micro_batches = [(inputs[s], targets[s]) for s in self.micro_slices]
-        self.model.train()
         self.update_tracker.before()
         loss, small_sq, big_sq = self.accumulator.run(self.loss_of, micro_batches, self.autocast)
         lr = self.optimizer.param_groups[0]["lr"]
@@ -261,7 +265,9 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         # the one synchronisation of the step
-        loss, small_sq, big_sq, max_update = torch.stack([loss, small_sq, big_sq, max_update]).tolist()
+        loss, small_sq, big_sq, max_update = torch.stack(
+            [loss, small_sq, big_sq, max_update]
+        ).tolist()
         self.step += 1
         self.noise.update(small_sq, big_sq, self.b_small, t.batch_size)
         self.history.record_step(
@@ -287,6 +293,10 @@ class Trainer:
         )
         if self.resumed_from is not None:
             progress.message(f"resumed from step {self.resumed_from} ({self.checkpoint_dir})")
+        elif checkpoint_file(self.checkpoint_dir).exists():
+            progress.message(
+                f"starting afresh; the checkpoint in {self.checkpoint_dir} is replaced"
+            )
         started = time.perf_counter()
         wall_before = self.history.wall_time_s
         status = COMPLETED
@@ -295,7 +305,7 @@ class Trainer:
                 self._evaluate_and_record(progress)
             while self.step < self.total_steps:
                 step_started = time.perf_counter()
-                loss, diverged = self._train_step()
+                loss, diverged = self.train_step()
                 self.history.train_time_s += time.perf_counter() - step_started
                 progress.step(self.step, loss)
                 if diverged:
@@ -310,7 +320,7 @@ class Trainer:
                     and self.step < self.total_steps
                 ):
                     self.history.wall_time_s = wall_before + time.perf_counter() - started
-                    save_checkpoint(self.checkpoint_dir, self._state())
+                    self.save_checkpoint()
             if t.test_at_best and self.best_state is not None:
                 self.model.load_state_dict(self.best_state)
                 test_loss = evaluate(
