@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
+# the rules call the `adamnoise` command: put the environment's bin first, as `activate` would
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: run test lint setup slurm-packages clean
 

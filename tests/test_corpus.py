@@ -10,6 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from data_fixtures import (
+    SYNTHETIC_LINES,
+    SYNTHETIC_TOKENS,
+    SYNTHETIC_TRAIN_STREAM,
+    SYNTHETIC_VOCAB,
+    SYNTHETIC_WIKITEXT,
+    wikitext_like_zip,
+)
+
 from adamnoise.data import cli as data_cli
 from adamnoise.data.corpus import (
     CORPUS_FILES,
@@ -24,14 +33,6 @@ from adamnoise.data.corpus import (
     pydoc_splits,
     text_lines,
     word_tokens,
-)
-from data_fixtures import (
-    SYNTHETIC_LINES,
-    SYNTHETIC_TOKENS,
-    SYNTHETIC_TRAIN_STREAM,
-    SYNTHETIC_VOCAB,
-    SYNTHETIC_WIKITEXT,
-    wikitext_like_zip,
 )
 
 torch.set_num_threads(1)

@@ -11,9 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from data_fixtures import wikitext_like_zip
+
 from adamnoise.data import cli as data_cli
 from adamnoise.data.download import REMOTE_FILES, DownloadError, download
-from data_fixtures import wikitext_like_zip
 
 FAST = {"backoff": 0.001, "timeout": 5.0}
 

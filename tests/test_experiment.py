@@ -42,7 +42,10 @@ def config_with(**changes):
 def test_run_id_is_readable_and_stable():
     point = GridPoint(batch_size=64, beta1=0.9, beta2=0.999, lr=1e-3, seed=0)
     assert point.run_id == "bs64_b1-0.9_b2-0.999_lr-0.001_s0"
-    assert GridPoint(128, 0.9, 0.769, 3.1622776e-4, 2).run_id == "bs128_b1-0.9_b2-0.769_lr-0.000316228_s2"
+    assert (
+        GridPoint(128, 0.9, 0.769, 3.1622776e-4, 2).run_id
+        == "bs128_b1-0.9_b2-0.769_lr-0.000316228_s2"
+    )
 
 
 def test_grid_is_the_product_of_the_axes():
@@ -53,7 +56,9 @@ def test_grid_is_the_product_of_the_axes():
 
 def test_adding_an_axis_value_only_adds_runs():
     before = set(load_experiments(BASE)["sweep"].run_ids())
-    after = set(load_experiments(config_with(grid__beta2=[0.9, 0.99, 0.999, 0.9999]))["sweep"].run_ids())
+    after = set(
+        load_experiments(config_with(grid__beta2=[0.9, 0.99, 0.999, 0.9999]))["sweep"].run_ids()
+    )
     assert before < after
     assert len(after - before) == 2 * 2 * 2
     assert all("b2-0.9999" in run_id for run_id in after - before)
@@ -63,7 +68,13 @@ def test_run_config_carries_the_grid_point():
     experiment = load_experiments(BASE)["sweep"]
     point = experiment.point("bs16_b1-0.9_b2-0.99_lr-0.000316_s1")
     run = experiment.run_config(point, "results/data/pydoc-char")
-    assert run["optimizer"] == {"name": "adam", "eps": 1e-6, "lr": 3.16e-4, "beta1": 0.9, "beta2": 0.99}
+    assert run["optimizer"] == {
+        "name": "adam",
+        "eps": 1e-6,
+        "lr": 3.16e-4,
+        "beta1": 0.9,
+        "beta2": 0.99,
+    }
     assert run["training"]["batch_size"] == 16 and run["training"]["seed"] == 1
     assert run["data"] == {"corpus": "results/data/pydoc-char", "seq_len": 32}
 

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+
 from adamnoise.models import (
     MODEL_PARAMETERS,
     PRESETS,

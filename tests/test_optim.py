@@ -19,6 +19,8 @@ import io
 
 import pytest
 import torch
+from torch.testing import assert_close
+
 from adamnoise.optim import (
     OPTIMIZER_DEFAULTS,
     OPTIMIZER_PARAMETERS,
@@ -27,7 +29,6 @@ from adamnoise.optim import (
 )
 from adamnoise.optim.functional import coordinate_quantile
 from adamnoise.schedules import build_schedule
-from torch.testing import assert_close
 
 torch.set_num_threads(1)
 

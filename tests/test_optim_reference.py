@@ -12,8 +12,9 @@ import math
 
 import pytest
 import torch
-from adamnoise.optim import build_optimizer, kadam_betas
 from torch.testing import assert_close
+
+from adamnoise.optim import build_optimizer, kadam_betas
 
 torch.set_num_threads(1)
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from adamnoise.schedules import SCHEDULE_DEFAULTS, SCHEDULE_PARAMETERS, build_schedule
 
 torch.set_num_threads(1)

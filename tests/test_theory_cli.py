@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from adamnoise.cli import main
 from adamnoise.theory import implicit_bias as ib
 

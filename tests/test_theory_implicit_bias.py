@@ -8,6 +8,7 @@ from fractions import Fraction as F
 
 import numpy as np
 import pytest
+
 from adamnoise.theory import implicit_bias as ib
 from adamnoise.theory.taylor import Taylor2
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from adamnoise.theory import sign_descent as sd
 from scipy import optimize
+
+from adamnoise.theory import sign_descent as sd
 
 
 def direct_adam_direction(grads: np.ndarray, beta1: float, beta2: float) -> np.ndarray:

@@ -7,6 +7,7 @@ from fractions import Fraction as F
 
 import numpy as np
 import pytest
+
 from adamnoise.theory import stability as st
 
 

@@ -105,7 +105,11 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
         {"units": "sequence", "description": "B_simple at the evaluation of minimal val. ppl"},
     )
     for name, (units, description) in SERIES.items():
-        variables[name] = ((*dims, "eval"), data[name], {"units": units, "description": description})
+        variables[name] = (
+            (*dims, "eval"),
+            data[name],
+            {"units": units, "description": description},
+        )
     variables["status"] = (
         dims,
         status,

@@ -26,9 +26,10 @@ def completed_min_ppl(aggregate: xr.Dataset) -> xr.DataArray:
 def best_along(aggregate: xr.Dataset, axis: str) -> xr.Dataset:
     """The value of ``axis`` that minimises the seed-averaged minimal validation perplexity.
 
-    Returns ``best_<axis>`` and ``best_min_val_ppl`` over the remaining grid axes (seed averaged out,
-    as seed 000's figures average three iterations), plus ``relative_improvement``: how much better
-    the best value is than the largest value on the axis (Table 1's Delta, for beta2 = 0.999).
+    Returns ``best_<axis>`` and ``best_min_val_ppl`` over the remaining grid axes (seed averaged
+    out, as seed 000's figures average three iterations), plus ``relative_improvement``: how much
+    better the best value is than the largest value on the axis (Table 1's Delta, for
+    beta2 = 0.999).
     """
     mean_ppl = completed_min_ppl(aggregate).mean("seed", skipna=True)
     # argmin over an all-NaN slice raises: fill those with +inf and mask them afterwards

@@ -27,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module_name in CONCERNS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as error:  # TODO(lead): strict again once all concerns exist
-            if error.name != module_name:
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(module_name).register(subparsers)
     return parser
 
 

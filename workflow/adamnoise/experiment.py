@@ -1,9 +1,9 @@
 """Experiments as configuration: an experiment config expands into a grid of runs.
 
-An experiment names a dataset, a model, an optimiser, a schedule, training settings and a ``grid``
-whose axes are ``batch_size``, ``beta1``, ``beta2``, ``lr`` and ``seed`` (each a list). Every grid point
-is one run. Its id is built from its own hyperparameters only, so adding a value to an axis adds runs
-without renaming the others::
+An experiment names a dataset, a model, an optimiser, a schedule, training settings and a
+``grid`` whose axes are ``batch_size``, ``beta1``, ``beta2``, ``lr`` and ``seed`` (each a list).
+Every grid point is one run. Its id is built from its own hyperparameters only, so adding a
+value to an axis adds runs without renaming the others::
 
     bs64_b1-0.9_b2-0.999_lr-0.001_s0
 
@@ -187,8 +187,13 @@ def validate_experiment(experiment: Experiment, results: str = "results") -> Non
             _check_component(prefix, section, experiment.config[section])
     name = experiment.config["optimizer"]["name"]
     for axis in ("beta1", "beta2"):
-        if axis not in OPTIMIZER_PARAMETERS.get(name, {axis}) and len(experiment.axis_values(axis)) > 1:
-            raise ConfigError(f"{prefix}.grid.{axis}: optimizer {name!r} has no {axis}; give one value")
+        if (
+            axis not in OPTIMIZER_PARAMETERS.get(name, {axis})
+            and len(experiment.axis_values(axis)) > 1
+        ):
+            raise ConfigError(
+                f"{prefix}.grid.{axis}: optimizer {name!r} has no {axis}; give one value"
+            )
     if len(experiment._points_by_id) != len(experiment._expand_grid()):
         raise ConfigError(f"{prefix}.grid: two grid points format to the same run id")
     for point in experiment.points():
@@ -196,7 +201,9 @@ def validate_experiment(experiment: Experiment, results: str = "results") -> Non
         try:
             RunConfig.from_dict(run)
         except RunConfigError as error:
-            raise ConfigError(f"{prefix} (run {point.run_id}): {_under_experiment(error)}") from None
+            raise ConfigError(
+                f"{prefix} (run {point.run_id}): {_under_experiment(error)}"
+            ) from None
 
 
 def _check_component(prefix: str, section: str, cfg: dict[str, Any]) -> None:

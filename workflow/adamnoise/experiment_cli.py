@@ -13,7 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stack the run results of one experiment into a netCDF dataset",
         description="Missing runs are NaN in the dataset and are listed on stderr.",
     )
-    aggregate.add_argument("config", type=Path, help="workflow config (YAML) defining the experiment")
+    aggregate.add_argument(
+        "config", type=Path, help="workflow config (YAML) defining the experiment"
+    )
     aggregate.add_argument("experiment", help="experiment name")
     aggregate.add_argument("--runs-dir", type=Path, required=True, help="holds <run_id>/result.nc")
     aggregate.add_argument("--out", type=Path, required=True, help="netCDF file to write")

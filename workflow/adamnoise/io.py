@@ -1,4 +1,4 @@
-"""Atomic file output: a reader never sees a half-written file, and a failure leaves nothing behind."""
+"""Atomic file output: no reader sees a half-written file, and a failure leaves nothing behind."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Figures of the report. Notebooks call these with loaded datasets; nothing here computes results."""
+"""Figures of the report. Notebooks call these with loaded datasets; nothing here computes."""
 
 from __future__ import annotations
 

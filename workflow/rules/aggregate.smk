@@ -5,6 +5,8 @@ rule experiment_config:
     """The experiment's config on its own; rewritten (and the aggregate redone) when it changes."""
     output:
         f"{RESULTS}/{{experiment}}/experiment.yaml",
+    log:
+        f"{RESULTS}/{{experiment}}/logs/experiment_config.log",
     localrule: True
     params:
         config=lambda wildcards: {
@@ -18,6 +20,7 @@ rule experiment_config:
         from adamnoise.io import write_text
 
         write_text(output[0], yaml.safe_dump(params.config, sort_keys=False))
+        write_text(log[0], f"wrote {output[0]}\n")
 
 
 rule aggregate:

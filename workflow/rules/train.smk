@@ -5,6 +5,8 @@ rule run_config:
     """The complete config of one run; rewritten (and the run redone) when it changes."""
     output:
         f"{RESULTS}/{{experiment}}/runs/{{run_id}}/run.yaml",
+    log:
+        f"{RESULTS}/{{experiment}}/logs/run_config/{{run_id}}.log",
     localrule: True
     params:
         run_config=lambda wildcards: EXPERIMENTS[wildcards.experiment].run_config(
@@ -15,6 +17,7 @@ rule run_config:
         from adamnoise.io import write_text
 
         write_text(output[0], yaml.safe_dump(params.run_config, sort_keys=False))
+        write_text(log[0], f"wrote {output[0]}\n")
 
 
 rule train:

@@ -1,0 +1,209 @@
+"""The Snakemake workflow as users run it: the full DAG on the smallest config, rerunning a figure,
+and config rejection before any job starts.
+
+Each test works on a copy of the workflow in a temporary directory, so that touching a notebook
+or writing results never changes the checkout.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = BIN / "snakemake"
+WORKFLOW_PARTS = ("Snakefile", "workflow", "notebooks", "config", "envs", "profiles")
+SMALLEST = REPO / "tests" / "config" / "smallest.yaml"
+TIMEOUT_S = 600  # a hung Snakemake must not eat CI
+
+
+def copy_workflow(destination: Path) -> Path:
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    destination.mkdir(parents=True, exist_ok=True)
+    for part in WORKFLOW_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, destination / part, ignore=ignore)
+        else:
+            shutil.copy2(source, destination / part)
+    return destination
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(
+        [str(SNAKEMAKE), "--cores", "2", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """What a dry run would do, from its job-stats table: {rule: count}, empty when up to date."""
+    result = snakemake(workdir, "--dry-run", *args)
+    output = result.stdout + result.stderr
+    if "Nothing to be done" in output:
+        return {}
+    table = re.search(r"^job\s+count\n-+\s+-+\n(.*?)^total", output, re.M | re.S)
+    assert table, f"no job table in the dry run:\n{output}"
+    rows = (line.split() for line in table.group(1).splitlines() if line.strip())
+    return {rule: int(count) for rule, count in rows}
+
+
+@pytest.fixture(scope="module")
+def workflow_run(tmp_path_factory):
+    """The whole DAG on tests/config/smallest.yaml (2 x 2 runs), run once for this module."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    shutil.copy2(SMALLEST, workdir / "config" / "smallest.yaml")
+    config_args = ("--configfile", "config/config.yaml", "config/smallest.yaml")
+    snakemake(workdir, *config_args)
+    return workdir, config_args
+
+
+def test_full_dag_writes_every_stage(workflow_run):
+    workdir, _ = workflow_run
+    results = workdir / "results"
+    for path in (
+        "data/pydoc-char/stats.json",
+        "smallest/aggregate.nc",
+        "smallest/theory_flips.nc",
+        "smallest/report/beta2_sweep.html",
+        "smallest/report/noise_scale.html",
+        "theory/theory_grid.nc",
+        "theory/report/theory_figures.html",
+    ):
+        assert (results / path).stat().st_size > 0, path
+    run_dirs = sorted(p.name for p in (results / "smallest" / "runs").iterdir())
+    assert run_dirs == [
+        "bs16_b1-0.9_b2-0.999_lr-0.001_s0",
+        "bs16_b1-0.9_b2-0.9_lr-0.001_s0",
+        "bs8_b1-0.9_b2-0.999_lr-0.001_s0",
+        "bs8_b1-0.9_b2-0.9_lr-0.001_s0",
+    ]
+
+
+def test_aggregate_has_grid_dims_units_and_provenance(workflow_run):
+    workdir, _ = workflow_run
+    with xr.open_dataset(workdir / "results" / "smallest" / "aggregate.nc") as ds:
+        assert ds["val_ppl"].dims == ("batch_size", "beta1", "beta2", "lr", "seed", "eval")
+        assert ds["min_val_ppl"].dims == ("batch_size", "beta1", "beta2", "lr", "seed")
+        assert list(ds["batch_size"].values) == [8, 16]
+        assert list(ds["beta2"].values) == [0.9, 0.999]
+        assert ds.attrs["n_missing"] == 0
+        assert np.isfinite(ds["min_val_ppl"]).all()
+        # the minimum of each run is the minimum of its own curve
+        np.testing.assert_allclose(ds["min_val_ppl"], ds["val_ppl"].min("eval"))
+        for name in ("min_val_ppl", "val_ppl", "b_simple"):
+            assert ds[name].attrs.get("units") and ds[name].attrs.get("description"), name
+        assert re.fullmatch(r"[0-9a-f]{40}", ds.attrs["provenance_git_commit"])
+        assert "torch" in json.loads(ds.attrs["provenance_packages"])
+        assert json.loads(ds.attrs["experiment_config"])["dataset"] == "pydoc-char"
+        assert json.loads(ds.attrs["run_devices"]) == ["cpu"]
+
+
+def test_flip_prediction_matches_seed_formula(workflow_run):
+    workdir, _ = workflow_run
+    with xr.open_dataset(workdir / "results" / "smallest" / "theory_flips.nc") as flips:
+        n = flips.attrs["n_train_sequences"]
+        b_simple = flips["b_simple"].sel(quantile=0.5).item()
+        assert b_simple > 0
+        # seed 000 Sec. 3.3: lambda = 0.5 at b = 2NB/(N + 2B - 1), lambda = 1 at b = NB/(N + B - 1)
+        half = flips["flip_batch_size"].sel(threshold=0.5, quantile=0.5).item()
+        one = flips["flip_batch_size"].sel(threshold=1.0, quantile=0.5).item()
+        assert half == pytest.approx(2 * n * b_simple / (n + 2 * b_simple - 1))
+        assert one == pytest.approx(n * b_simple / (n + b_simple - 1))
+
+
+def test_editing_one_notebook_reruns_only_that_figure(workflow_run):
+    workdir, config_args = workflow_run
+    assert planned_jobs(workdir, *config_args) == {}
+
+    # an edit (Snakemake >= 9.18 compares checksums, so touching alone is no edit)
+    notebook_path = workdir / "notebooks" / "noise_scale.ipynb"
+    notebook = json.loads(notebook_path.read_text())
+    notebook["cells"].append({"cell_type": "markdown", "metadata": {}, "source": ["Edited."]})
+    notebook_path.write_text(json.dumps(notebook))
+    whole = planned_jobs(workdir, *config_args)
+    assert whole == {"report_figure": 1, "all": 1}
+    alone = planned_jobs(workdir, "figure_noise_scale", *config_args)
+    assert alone == {"report_figure": 1, "figure_noise_scale": 1}
+
+    snakemake(workdir, "figure_noise_scale", *config_args)
+    assert planned_jobs(workdir, *config_args) == {}
+    report = workdir / "results" / "smallest" / "report" / "noise_scale.ipynb"
+    assert "Edited." in report.read_text()
+
+
+def test_dry_run_shows_the_whole_dag_of_the_default(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    jobs = planned_jobs(workdir)
+    assert jobs["train"] == 9  # 3 batch sizes x 3 beta2
+    for rule in ("prepare_offline_corpus", "aggregate", "theory_flips", "theory_grid"):
+        assert jobs[rule] == 1, rule
+    assert jobs["report_figure"] == 2 and jobs["report_theory"] == 1
+
+
+def broken_config(tmp_path: Path, edit) -> Path:
+    config = yaml.safe_load(SMALLEST.read_text())
+    edit(config["experiments"]["smallest"])
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda e: e.update(learning_rate=[1e-3]), "learning_rate"),
+        (lambda e: e.update(seq_len="32"), "seq_len"),
+        (lambda e: e["grid"].update(beta2=[0.9, 1.5]), "beta2"),
+        (lambda e: e["optimizer"].update(momentum=0.9), "optimizer.momentum"),
+        (lambda e: e["training"].update(epochs="1"), "training.epochs"),
+        (lambda e: e["model"].update(preset="gpt-huge"), "gpt-huge"),
+    ],
+    ids=["unknown-key", "wrong-type", "beta-out-of-range", "optimizer-key", "training", "preset"],
+)
+def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, edit, named):
+    workdir = copy_workflow(tmp_path / "wf")
+    config = broken_config(tmp_path, edit)
+    result = snakemake(workdir, "--configfile", "config/config.yaml", str(config), check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert named in output, output
+    assert "Job stats" not in output and not (workdir / "results").exists()
+
+
+def test_every_shipped_config_is_valid():
+    """config/*.yaml and config/seeds/*.yaml, each merged over the default as --configfile does."""
+    from snakemake.utils import validate
+
+    from adamnoise.experiment import load_experiments
+
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    shipped = sorted((REPO / "config").glob("*.yaml")) + sorted(
+        (REPO / "config/seeds").glob("*.yaml")
+    )
+    assert len(shipped) >= 5
+    for path in shipped:
+        overlay = yaml.safe_load(path.read_text())
+        merged = {**default, **overlay}
+        merged["experiments"] = {**default["experiments"], **overlay.get("experiments", {})}
+        validate(merged, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+        experiments = load_experiments(merged)
+        assert set(merged["active"]) <= set(experiments), path
+        assert all(experiments[name].run_ids() for name in merged["active"]), path
