@@ -103,3 +103,28 @@ def test_best_along_and_flips_from_measured_noise_scale(trained):
     assert b_simple > 0
     half = float(flips["flip_batch_size"].sel(threshold=0.5, quantile=0.5))
     assert half == pytest.approx(2 * n * b_simple / (n + 2 * b_simple - 1))
+
+
+@pytest.mark.filterwarnings("error")
+def test_report_figures_draw_the_measurements_and_the_prediction(trained):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from adamnoise import plots
+
+    experiment, root = trained
+    dataset = aggregate_directory(experiment, root / "runs")
+    flips = predict_flips(dataset)
+    figure = plots.beta_sweep(dataset, flips, "beta2")
+    sweep_axes, best_axes = figure.axes[0], figure.axes[1]
+    # one curve per batch size plus one circle per batch size on the top panel
+    assert len(sweep_axes.get_lines()) == 2 * dataset.sizes["batch_size"]
+    flip = float(flips["flip_batch_size"].sel(threshold=0.5, quantile=0.5))
+    dashed = [line for line in best_axes.get_lines() if line.get_linestyle() == "--"]
+    assert [line.get_xdata()[0] for line in dashed] == [pytest.approx(flip)]
+    labels = [text.get_text() for text in sweep_axes.get_legend().get_texts()]
+    expected_side = "high β2 predicted" if flip > 4 else "low β2 predicted"
+    assert expected_side in labels[0]
+
+    figure = plots.noise_scale(dataset)
+    assert len(figure.axes[0].get_lines()) == 3  # the three runs that exist

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import seaborn as sns
 import xarray as xr
@@ -12,11 +13,26 @@ from adamnoise.analysis import best_along
 # which lambda threshold predicts the flip of which beta (seed 000 Lemmas 3.4 and 3.6)
 FLIP_THRESHOLD = {"beta2": 0.5, "beta1": 1.0}
 GREEK = {"beta1": "β1", "beta2": "β2"}
+# what the theory predicts on each side of the flip (seed 000 Sec. 3.3): small batches (large
+# lambda) favour a high beta2 but a low beta1; large batches the opposite
+PREDICTED_SIDE = {
+    "beta2": {"small": "high β2 predicted", "large": "low β2 predicted"},
+    "beta1": {"small": "low β1 predicted", "large": "high β1 predicted"},
+}
+
+
+def _log_one_minus(beta):
+    # matplotlib also evaluates the transform at the axis limits, where 1 - beta may reach 0
+    return -np.log10(np.clip(1 - np.asarray(beta, dtype=float), 1e-12, None))
+
+
+def _inverse_log_one_minus(t):
+    return 1 - 10.0 ** (-np.asarray(t, dtype=float))
 
 
 def _one_minus_axis(ax, values) -> None:
     """Betas near 1 are best read on a log scale of 1 - beta; label ticks with beta itself."""
-    ax.set_xscale("function", functions=(lambda b: -np.log10(1 - b), lambda t: 1 - 10.0 ** (-t)))
+    ax.set_xscale("function", functions=(_log_one_minus, _inverse_log_one_minus))
     ax.set_xticks(values)
     ax.set_xticklabels([f"{v:g}" for v in values], rotation=45)
 
@@ -43,14 +59,14 @@ def beta_sweep(aggregate: xr.Dataset, flips: xr.Dataset, axis: str = "beta2") ->
     batch_sizes = aggregate["batch_size"].values
     palette = dict(zip(batch_sizes, sns.color_palette("viridis", len(batch_sizes)), strict=True))
     fig, axes = plt.subplots(
-        2, len(lrs), figsize=(4.5 * len(lrs), 7.5), squeeze=False, constrained_layout=True
+        2, len(lrs), figsize=(max(6.5, 4.5 * len(lrs)), 7.5), squeeze=False, constrained_layout=True
     )
     values = aggregate[axis].values
     for column, lr in enumerate(lrs):
         ax = axes[0, column]
         for b in batch_sizes:
             curve = mean_ppl.sel(lr=lr, batch_size=b)
-            side = "small batch: high β predicted" if b < flip_median else "large batch: low β"
+            side = PREDICTED_SIDE[axis]["small" if b < flip_median else "large"]
             ax.plot(values, curve, "o-", color=palette[b], label=f"b={b} ({side})", ms=3)
             ax.plot(
                 best_value.sel(lr=lr, batch_size=b),
@@ -63,13 +79,15 @@ def beta_sweep(aggregate: xr.Dataset, flips: xr.Dataset, axis: str = "beta2") ->
             )
         _one_minus_axis(ax, values)
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
         ax.set_title(f"lr = {lr:g}")
         ax.set_xlabel(GREEK[axis])
         ax.set_ylabel("min. validation perplexity (mean over seeds)")
 
         ax = axes[1, column]
         ax.plot(batch_sizes, best_value.sel(lr=lr), "s-", color="k", label=f"empirical best {axis}")
-        ax.axvspan(low, high, color="tab:red", alpha=0.15, label="B_simple IQR")
+        ax.axvspan(low, high, color="tab:red", alpha=0.15, label="flip for B_simple quartiles")
         ax.axvline(flip_median, color="tab:red", ls="--", label=f"predicted flip (λ={threshold:g})")
         ax.set_xscale("log", base=2)
         _one_minus_axis_y(ax, values)
@@ -85,7 +103,7 @@ def beta_sweep(aggregate: xr.Dataset, flips: xr.Dataset, axis: str = "beta2") ->
 
 
 def _one_minus_axis_y(ax, values) -> None:
-    ax.set_yscale("function", functions=(lambda b: -np.log10(1 - b), lambda t: 1 - 10.0 ** (-t)))
+    ax.set_yscale("function", functions=(_log_one_minus, _inverse_log_one_minus))
     ax.set_yticks(values)
     ax.set_yticklabels([f"{v:g}" for v in values])
 
