@@ -128,3 +128,30 @@ def test_report_figures_draw_the_measurements_and_the_prediction(trained):
 
     figure = plots.noise_scale(dataset)
     assert len(figure.axes[0].get_lines()) == 3  # the three runs that exist
+
+
+def test_max_update_growth_reads_the_slope_and_predicts_abs_c_over_two():
+    """Synthetic max-updates exp(r n): the measured rate is r; the prediction is seed 004's."""
+    from adamnoise.analysis import max_update_growth
+    from adamnoise.theory.stability import stability_constant
+
+    beta1, beta2 = [0.9, 0.999], [0.9, 0.999]
+    rates = np.array([[0.0, 0.01], [0.05, -0.002]])  # (beta1, beta2)
+    steps = np.arange(1, 601)
+    updates = np.exp(rates[:, :, None] * steps)
+    aggregate = xr.Dataset(
+        {"max_update": (("beta1", "beta2", "train_step"), updates.astype(np.float32))},
+        coords={"beta1": beta1, "beta2": beta2, "train_step": steps},
+    )
+    growth = max_update_growth(aggregate)  # seed 004: n = 500 from n = 495 and 505
+    np.testing.assert_allclose(growth["measured"], rates, atol=1e-5)
+    c = stability_constant(np.array(beta1)[:, None], np.array(beta2)[None, :])
+    np.testing.assert_allclose(growth["stability_constant"], c)
+    # beta1 = 0.999 > beta2 = 0.9 is in B- (C = -0.109): growth |C|/2; the rest are in B+
+    assert growth["predicted"].sel(beta1=0.999, beta2=0.9) == pytest.approx(0.109109 / 2, rel=1e-4)
+    assert float(growth["predicted"].sel(beta1=0.9, beta2=0.999)) == 0.0
+
+    short = aggregate.isel(train_step=slice(0, 100))
+    assert np.isnan(max_update_growth(short)["measured"]).all()
+    with pytest.raises(ValueError, match="half_window"):
+        max_update_growth(aggregate, step=3, half_window=5)

@@ -84,6 +84,7 @@ def test_full_dag_writes_every_stage(workflow_run):
         "smallest/theory_flips.nc",
         "smallest/report/beta2_sweep.html",
         "smallest/report/noise_scale.html",
+        "smallest/report/stability.html",
         "theory/theory_grid.nc",
         "theory/report/theory_figures.html",
     ):
@@ -109,6 +110,8 @@ def test_aggregate_has_grid_dims_units_and_provenance(workflow_run):
     with xr.open_dataset(workdir / "results" / "smallest" / "aggregate.nc") as ds:
         assert ds["val_ppl"].dims == ("batch_size", "beta1", "beta2", "lr", "seed", "eval")
         assert ds["min_val_ppl"].dims == ("batch_size", "beta1", "beta2", "lr", "seed")
+        assert ds["max_update"].dims == ("batch_size", "beta1", "beta2", "lr", "seed", "train_step")
+        assert ds.sizes["train_step"] == 24  # max_steps of the smallest config
         assert list(ds["batch_size"].values) == [8, 16]
         assert list(ds["beta2"].values) == [0.9, 0.999]
         assert ds.attrs["n_missing"] == 0

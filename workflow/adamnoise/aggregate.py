@@ -1,7 +1,8 @@
 """All runs of an experiment in one xarray Dataset.
 
 Dimensions are the grid axes (``batch_size``, ``beta1``, ``beta2``, ``lr``, ``seed``; ``beta1`` is
-folded into ``beta2`` for tied-beta experiments) plus ``eval``, the evaluation index. A run whose
+folded into ``beta2`` for tied-beta experiments) plus ``eval``, the evaluation index, and
+``train_step``, the optimiser step (1-based; runs with fewer steps are NaN-padded). A run whose
 result file is missing leaves NaN in its cells and is listed in the ``missing_runs`` attribute: a
 partial sweep (a cluster run still going, a job that failed) can be looked at without a crash.
 """
@@ -38,6 +39,11 @@ SERIES = {
     "train_loss": ("nat/token", "mean training loss since the previous evaluation"),
     "b_simple": ("sequence", "simple noise scale B_simple = tr(Sigma)/|G|^2 (EMA estimate)"),
 }
+# per-step series (float32: a paper-scale sweep has ~10^3 runs x ~10^4 steps)
+STEP_SERIES = {
+    "max_update": ("1", "max-update ||theta_{n+1} - theta_n||_inf / lr (seed 004, Sec. 3)"),
+    "grad_norm": ("nats/token", "norm of the step's full-batch gradient, before clipping"),
+}
 
 
 def _open_result(path: Path) -> xr.Dataset:
@@ -68,9 +74,11 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
             epochs = np.asarray(run["epoch"].values, dtype=float)
             break
 
+    n_steps = max((run.sizes.get("train_step", 0) for run in results.values()), default=0)
     data: dict[str, np.ndarray] = {name: np.full(shape, np.nan) for name in SCALARS}
     data["b_simple_at_best"] = np.full(shape, np.nan)
     data.update({name: np.full((*shape, n_eval), np.nan) for name in SERIES})
+    data.update({name: np.full((*shape, n_steps), np.nan, np.float32) for name in STEP_SERIES})
     status = np.full(shape, STATUS_CODES["missing"], dtype=np.int8)
     n_sequences: set[int] = set()
     commits: set[str] = set()
@@ -85,6 +93,10 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
         for name in SERIES:
             if name in run:
                 data[name][index][:length] = run[name].values
+        steps = run.sizes.get("train_step", 0)
+        for name in STEP_SERIES:
+            if name in run:
+                data[name][index][:steps] = run[name].values
         if "b_simple" in run and np.isfinite(data["best_step"][index]):
             at_best = run["b_simple"].where(run["step"] == data["best_step"][index], drop=True)
             if at_best.size:
@@ -110,6 +122,12 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
             data[name],
             {"units": units, "description": description},
         )
+    for name, (units, description) in STEP_SERIES.items():
+        variables[name] = (
+            (*dims, "train_step"),
+            data[name],
+            {"units": units, "description": description},
+        )
     variables["status"] = (
         dims,
         status,
@@ -122,7 +140,12 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
 
     dataset = xr.Dataset(
         variables,
-        coords={**coords, "eval": np.arange(n_eval), "epoch": ("eval", epochs)},
+        coords={
+            **coords,
+            "eval": np.arange(n_eval),
+            "epoch": ("eval", epochs),
+            "train_step": np.arange(1, n_steps + 1),
+        },
     )
     dataset["batch_size"].attrs.update(units="sequence", description="sequences per step")
     dataset["lr"].attrs.update(description="learning rate")

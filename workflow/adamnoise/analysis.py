@@ -2,8 +2,11 @@
 
 Seed 000 §3.3: with lambda = (N/b - 1)/(N - 1) * B_simple (eq. 8), C_total decreases in beta2 when
 lambda is well below 0.5 and increases when it is well above; for beta1 the thresholds are about 1
-(Lemma 3.6). The batch sizes where lambda crosses 1 and 0.5 are where the best beta2 (and beta1) is
-predicted to flip from "high" (small batches) to "low" (large batches).
+(Lemma 3.6). The batch sizes where lambda crosses 1 and 0.5 are where the best beta2 is predicted
+to flip from "high" (small batches) to "low" (large batches), and the best beta1 the other way.
+
+Seed 004 §3: in the region B- (C(beta, gamma) < 0) the max-update grows like exp(n |C| / 2);
+``max_update_growth`` sets the measured growth rate of every run next to that exponent.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import xarray as xr
 
 from adamnoise import provenance
 from adamnoise.theory.implicit_bias import flip_batch_size, noise_ratio
+from adamnoise.theory.stability import growth_exponent, stability_constant
 
 THRESHOLDS = (1.0, 0.5)
 QUANTILES = (0.25, 0.5, 0.75)
@@ -109,3 +113,41 @@ def predict_flips(aggregate: xr.Dataset) -> xr.Dataset:
     )
     result.attrs.update(provenance.as_attrs(provenance.collect()))
     return result
+
+
+def max_update_growth(aggregate: xr.Dataset, step: int = 500, half_window: int = 5) -> xr.Dataset:
+    """Measured and predicted growth rate of log ||u_n||_inf per step, for every run.
+
+    ``measured`` is the slope (log u[step + w] - log u[step - w]) / 2w, as seed 004 App. H measures
+    it (step 500, w = 5); NaN where a run has no such steps (shorter, or diverged before). The
+    prediction is |C|/2 in B- and 0 elsewhere (``growth_exponent``), C = C(beta2, beta1) of seed
+    004 in its notation. Tied-beta experiments have no beta1 axis: there beta1 = beta2.
+    """
+    if step - half_window < 1:
+        raise ValueError(f"step - half_window must be >= 1, got {step} - {half_window}")
+    log_update = np.log(aggregate["max_update"].astype(float))
+    steps = aggregate["train_step"]
+    if int(steps.max(initial=0)) < step + half_window:
+        measured = xr.full_like(log_update.isel(train_step=0), np.nan)
+    else:
+        after = log_update.sel(train_step=step + half_window, drop=True)
+        before = log_update.sel(train_step=step - half_window, drop=True)
+        measured = (after - before) / (2 * half_window)
+    beta2 = aggregate["beta2"]
+    beta1 = aggregate["beta1"] if "beta1" in aggregate.dims else beta2
+    constant = xr.apply_ufunc(stability_constant, beta1, beta2)
+    predicted = xr.apply_ufunc(growth_exponent, beta1, beta2)
+    return xr.Dataset(
+        {
+            "measured": measured.assign_attrs(
+                units="1/step", description=f"d log ||u_n||_inf / dn at n = {step}"
+            ),
+            "predicted": predicted.assign_attrs(
+                units="1/step", description="|C|/2 in B-, 0 elsewhere (seed 004 eq. 5)"
+            ),
+            "stability_constant": constant.assign_attrs(
+                units="1", description="C(beta, gamma) of seed 004 (beta = beta2, gamma = beta1)"
+            ),
+        },
+        attrs={"step": step, "half_window": half_window},
+    )

@@ -130,3 +130,56 @@ def noise_scale(aggregate: xr.Dataset) -> plt.Figure:
     ax.set_title(f"{aggregate.attrs.get('experiment', '')}: estimated simple noise scale")
     ax.legend(fontsize=8)
     return fig
+
+
+def stability(aggregate: xr.Dataset, growth: xr.Dataset) -> plt.Figure:
+    """Seed 004 Fig. 1a/b: the max-update over training, and its growth rate against |C|/2.
+
+    Left: ||u_n||_inf per step for every (beta1, beta2) of the first batch size, learning rate and
+    seed, coloured by C(beta, gamma) (blue: B+, stable; red: B-, predicted to grow). Right: the
+    measured growth rate of every run against the predicted one, with the identity line.
+    """
+    first = {d: 0 for d in ("batch_size", "lr", "seed") if d in aggregate["max_update"].dims}
+    updates = aggregate["max_update"].isel(first)
+    constant = growth["stability_constant"]
+    limit = float(np.nanmax(np.abs(constant.values))) or 1.0
+    colours = plt.get_cmap("coolwarm_r")
+    fig, (ax_curves, ax_rates) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+
+    beta_dims = [d for d in ("beta1", "beta2") if d in updates.dims]
+    stacked = updates.stack(pair=beta_dims)
+    for pair in stacked["pair"].values:
+        where = dict(zip(beta_dims, np.atleast_1d(pair), strict=True))
+        c = float(constant.sel(where)) if constant.ndim else float(constant)
+        label = ", ".join(f"{GREEK[d]}={v:g}" for d, v in where.items())
+        ax_curves.plot(
+            aggregate["train_step"],
+            stacked.sel(pair=pair),
+            color=colours(0.5 + 0.5 * c / limit),
+            lw=1,
+            label=f"{label} (C={c:.2g})",
+        )
+    ax_curves.axvline(growth.attrs["step"], color="grey", ls=":", lw=1)
+    ax_curves.set_yscale("log")
+    ax_curves.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+    ax_curves.yaxis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
+    ax_curves.set_xlabel("step n")
+    ax_curves.set_ylabel("max-update ||θ_{n+1} − θ_n||∞ / η")
+    ax_curves.legend(fontsize=6, ncol=2)
+
+    measured, predicted, c_values = (
+        array.values.ravel()
+        for array in xr.broadcast(growth["measured"], growth["predicted"], constant)
+    )
+    ax_rates.scatter(
+        predicted, measured, c=c_values, cmap=colours, vmin=-limit, vmax=limit, edgecolor="k"
+    )
+    top = float(np.nanmax(np.concatenate([predicted, measured, [1e-3]])))
+    ax_rates.plot([0, top], [0, top], color="grey", ls="--", label="measured = predicted")
+    ax_rates.set_xlabel("predicted growth rate |C|/2 in B−, 0 in B+ (per step)")
+    ax_rates.set_ylabel(f"measured d log||u_n||∞/dn at n = {growth.attrs['step']}")
+    ax_rates.legend(fontsize=8)
+    fig.suptitle(
+        f"{aggregate.attrs.get('experiment', '')}: max-update against the stability region"
+    )
+    return fig

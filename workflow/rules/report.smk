@@ -1,7 +1,7 @@
 # Report stage: papermill executes one notebook per figure, nbconvert renders it to HTML.
 # Each figure is also a named target (`snakemake figure_beta2_sweep`) and part of `--report`.
 
-FIGURES = ("beta2_sweep", "beta1_sweep", "noise_scale")
+FIGURES = ("beta2_sweep", "beta1_sweep", "noise_scale", "stability")
 
 
 rule report_figure:
@@ -68,3 +68,8 @@ rule figure_beta1_sweep:
 rule figure_noise_scale:
     input:
         figure_targets("noise_scale"),
+
+
+rule figure_stability:
+    input:
+        figure_targets("stability"),
