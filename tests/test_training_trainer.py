@@ -279,3 +279,15 @@ def test_sigkill_and_resume_is_bit_identical(corpus, tmp_path):
     )
     assert resumed_ds.sizes["train_step"] == 6 * 23
     assert_same_series(resumed_ds, uninterrupted)
+
+
+def test_bf16_autocast_trains_and_changes_the_arithmetic(corpus, tmp_path):
+    """precision: bf16 runs the forward pass under autocast (on CPU here, as on CUDA)."""
+    _, fp32 = run(corpus, tmp_path / "fp32.nc", epochs=1)
+    outcome, bf16 = run(corpus, tmp_path / "bf16.nc", epochs=1, precision="bf16")
+    assert outcome.status == "completed"
+    assert json.loads(bf16.attrs["run_config"])["training"]["precision"] == "bf16"
+    assert np.all(np.isfinite(bf16["loss"].values))
+    # same data order and initialisation, lower-precision matmuls: close but not identical
+    assert not np.array_equal(fp32["loss"].values, bf16["loss"].values)
+    np.testing.assert_allclose(bf16["loss"].values[:5], fp32["loss"].values[:5], rtol=0.05)
