@@ -126,8 +126,7 @@ def max_update_growth(aggregate: xr.Dataset, step: int = 500, half_window: int =
     if step - half_window < 1:
         raise ValueError(f"step - half_window must be >= 1, got {step} - {half_window}")
     log_update = np.log(aggregate["max_update"].astype(float))
-    steps = aggregate["train_step"]
-    if int(steps.max(initial=0)) < step + half_window:
+    if aggregate.sizes["train_step"] < step + half_window:  # train_step runs 1, 2, ..., n
         measured = xr.full_like(log_update.isel(train_step=0), np.nan)
     else:
         after = log_update.sel(train_step=step + half_window, drop=True)

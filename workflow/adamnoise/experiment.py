@@ -26,6 +26,7 @@ from typing import Any
 from adamnoise.optim import OPTIMIZER_PARAMETERS
 
 GRID_AXES = ("batch_size", "beta1", "beta2", "lr", "seed")
+BETA_AXES = ("beta1", "beta2")
 # keys of the optimizer and training sections that the grid sets for every run
 GRID_OWNED = {"optimizer": ("lr", "beta1", "beta2"), "training": ("batch_size", "seed")}
 
@@ -123,12 +124,8 @@ class Experiment:
         """The complete config of one run, as ``adamnoise train`` reads it."""
         cfg = self.config
         optimizer = {**copy.deepcopy(cfg["optimizer"]), "lr": point.lr}
-        # beta1 is the momentum of every optimiser that has one, beta2 the second-moment factor;
-        # an optimiser without them (SGD has no beta2, SignSGD neither) does not get them
-        accepted = OPTIMIZER_PARAMETERS.get(optimizer["name"], {"beta1", "beta2"})
-        for axis in ("beta1", "beta2"):
-            if axis in accepted:
-                optimizer[axis] = getattr(point, axis)
+        for axis in optimizer_betas(optimizer["name"]):
+            optimizer[axis] = getattr(point, axis)
         training = {
             **copy.deepcopy(cfg.get("training", {})),
             "batch_size": point.batch_size,
@@ -165,6 +162,14 @@ def active_experiments(config: dict[str, Any]) -> dict[str, Experiment]:
     return {name: experiments[name] for name in config.get("active", [])}
 
 
+def optimizer_betas(name: str) -> tuple[str, ...]:
+    """The beta axes an optimiser takes: beta1 is the momentum of every optimiser that has one,
+    beta2 the second-moment factor (SGD has no beta2, SignSGD neither). An unknown name takes
+    both, so that its config check reports the name rather than a beta."""
+    accepted = OPTIMIZER_PARAMETERS.get(name, set(BETA_AXES))
+    return tuple(axis for axis in BETA_AXES if axis in accepted)
+
+
 def validate_experiment(experiment: Experiment, results: str = "results") -> None:
     """Check every run config the experiment produces, naming the offending key on failure."""
     from adamnoise.training.config import ConfigError as RunConfigError
@@ -186,11 +191,8 @@ def validate_experiment(experiment: Experiment, results: str = "results") -> Non
         if section in experiment.config:
             _check_component(prefix, section, experiment.config[section])
     name = experiment.config["optimizer"]["name"]
-    for axis in ("beta1", "beta2"):
-        if (
-            axis not in OPTIMIZER_PARAMETERS.get(name, {axis})
-            and len(experiment.axis_values(axis)) > 1
-        ):
+    for axis in (axis for axis in BETA_AXES if axis not in optimizer_betas(name)):
+        if len(experiment.axis_values(axis)) > 1:
             raise ConfigError(
                 f"{prefix}.grid.{axis}: optimizer {name!r} has no {axis}; give one value"
             )

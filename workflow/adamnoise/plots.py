@@ -30,11 +30,21 @@ def _inverse_log_one_minus(t):
     return 1 - 10.0 ** (-np.asarray(t, dtype=float))
 
 
-def _one_minus_axis(ax, values) -> None:
-    """Betas near 1 are best read on a log scale of 1 - beta; label ticks with beta itself."""
-    ax.set_xscale("function", functions=(_log_one_minus, _inverse_log_one_minus))
-    ax.set_xticks(values)
-    ax.set_xticklabels([f"{v:g}" for v in values], rotation=45)
+def _one_minus_axis(ax, which: str, values, rotation: float = 0) -> None:
+    """Betas near 1 are best read on a log scale of 1 - beta; label ticks with beta itself.
+
+    ``which`` is "x" or "y".
+    """
+    set_scale = ax.set_xscale if which == "x" else ax.set_yscale
+    set_scale("function", functions=(_log_one_minus, _inverse_log_one_minus))
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_ticks(values, [f"{v:g}" for v in values], rotation=rotation)
+
+
+def _plain_log_labels(axis) -> None:
+    """Tick labels of a log axis as plain numbers (6, not 6 x 10^0)."""
+    axis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+    axis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
 
 
 def beta_sweep(aggregate: xr.Dataset, flips: xr.Dataset, axis: str = "beta2") -> plt.Figure:
@@ -77,10 +87,9 @@ def beta_sweep(aggregate: xr.Dataset, flips: xr.Dataset, axis: str = "beta2") ->
                 mec=palette[b],
                 mew=2,
             )
-        _one_minus_axis(ax, values)
+        _one_minus_axis(ax, "x", values, rotation=45)
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
+        _plain_log_labels(ax.yaxis)
         ax.set_title(f"lr = {lr:g}")
         ax.set_xlabel(GREEK[axis])
         ax.set_ylabel("min. validation perplexity (mean over seeds)")
@@ -90,7 +99,7 @@ def beta_sweep(aggregate: xr.Dataset, flips: xr.Dataset, axis: str = "beta2") ->
         ax.axvspan(low, high, color="tab:red", alpha=0.15, label="flip for B_simple quartiles")
         ax.axvline(flip_median, color="tab:red", ls="--", label=f"predicted flip (λ={threshold:g})")
         ax.set_xscale("log", base=2)
-        _one_minus_axis_y(ax, values)
+        _one_minus_axis(ax, "y", values)
         ax.set_xlabel("batch size (sequences)")
         ax.set_ylabel(f"best {GREEK[axis]}")
     axes[0, -1].legend(fontsize=7, loc="best")
@@ -100,12 +109,6 @@ def beta_sweep(aggregate: xr.Dataset, flips: xr.Dataset, axis: str = "beta2") ->
         f"predicted flip at b ≈ {flip_median:.0f} (N = {flips.attrs['n_train_sequences']})"
     )
     return fig
-
-
-def _one_minus_axis_y(ax, values) -> None:
-    ax.set_yscale("function", functions=(_log_one_minus, _inverse_log_one_minus))
-    ax.set_yticks(values)
-    ax.set_yticklabels([f"{v:g}" for v in values])
 
 
 def noise_scale(aggregate: xr.Dataset) -> plt.Figure:
@@ -161,8 +164,7 @@ def stability(aggregate: xr.Dataset, growth: xr.Dataset) -> plt.Figure:
         )
     ax_curves.axvline(growth.attrs["step"], color="grey", ls=":", lw=1)
     ax_curves.set_yscale("log")
-    ax_curves.yaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
-    ax_curves.yaxis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
+    _plain_log_labels(ax_curves.yaxis)
     ax_curves.set_xlabel("step n")
     ax_curves.set_ylabel("max-update ||θ_{n+1} − θ_n||∞ / η")
     ax_curves.legend(fontsize=6, ncol=2)
