@@ -19,6 +19,7 @@ import xarray as xr
 
 from adamnoise import provenance
 from adamnoise.experiment import Experiment
+from adamnoise.training.result import STEP_VARIABLES
 
 # run status -> code stored in the aggregate (CF flag convention)
 STATUS_CODES = {"missing": -1, "completed": 0, "diverged": 1}
@@ -40,10 +41,7 @@ SERIES = {
     "b_simple": ("sequence", "simple noise scale B_simple = tr(Sigma)/|G|^2 (EMA estimate)"),
 }
 # per-step series (float32: a paper-scale sweep has ~10^3 runs x ~10^4 steps)
-STEP_SERIES = {
-    "max_update": ("1", "max-update ||theta_{n+1} - theta_n||_inf / lr (seed 004, Sec. 3)"),
-    "grad_norm": ("nats/token", "norm of the step's full-batch gradient, before clipping"),
-}
+STEP_SERIES = {name: STEP_VARIABLES[name] for name in ("max_update", "grad_norm")}
 
 
 def _open_result(path: Path) -> xr.Dataset:

@@ -125,13 +125,15 @@ def max_update_growth(aggregate: xr.Dataset, step: int = 500, half_window: int =
     """
     if step - half_window < 1:
         raise ValueError(f"step - half_window must be >= 1, got {step} - {half_window}")
-    log_update = np.log(aggregate["max_update"].astype(float))
+    updates = aggregate["max_update"]
     if aggregate.sizes["train_step"] < step + half_window:  # train_step runs 1, 2, ..., n
-        measured = xr.full_like(log_update.isel(train_step=0), np.nan)
+        measured = xr.full_like(updates.isel(train_step=0, drop=True), np.nan, dtype=float)
     else:
-        after = log_update.sel(train_step=step + half_window, drop=True)
-        before = log_update.sel(train_step=step - half_window, drop=True)
-        measured = (after - before) / (2 * half_window)
+
+        def log_at(n):  # only the two steps needed, in float64
+            return np.log(updates.sel(train_step=n, drop=True).astype(float))
+
+        measured = (log_at(step + half_window) - log_at(step - half_window)) / (2 * half_window)
     beta2 = aggregate["beta2"]
     beta1 = aggregate["beta1"] if "beta1" in aggregate.dims else beta2
     constant = xr.apply_ufunc(stability_constant, beta1, beta2)

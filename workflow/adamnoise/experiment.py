@@ -23,8 +23,6 @@ import itertools
 from dataclasses import dataclass
 from typing import Any
 
-from adamnoise.optim import OPTIMIZER_PARAMETERS
-
 GRID_AXES = ("batch_size", "beta1", "beta2", "lr", "seed")
 BETA_AXES = ("beta1", "beta2")
 # keys of the optimizer and training sections that the grid sets for every run
@@ -166,6 +164,8 @@ def optimizer_betas(name: str) -> tuple[str, ...]:
     """The beta axes an optimiser takes: beta1 is the momentum of every optimiser that has one,
     beta2 the second-moment factor (SGD has no beta2, SignSGD neither). An unknown name takes
     both, so that its config check reports the name rather than a beta."""
+    from adamnoise.optim import OPTIMIZER_PARAMETERS  # here: importing optim loads torch
+
     accepted = OPTIMIZER_PARAMETERS.get(name, set(BETA_AXES))
     return tuple(axis for axis in BETA_AXES if axis in accepted)
 
