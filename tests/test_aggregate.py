@@ -7,12 +7,13 @@ import pytest
 import xarray as xr
 import yaml
 
-from adamnoise.aggregate import STATUS_CODES, aggregate_directory
-from adamnoise.analysis import best_along, predict_flips
+from adamnoise.aggregate import STATUS_CODES, STOP_CODES, aggregate_directory
+from adamnoise.analysis import crossing, predict_flips
 from adamnoise.cli import main
 from adamnoise.data.corpus import prepare_corpus
 from adamnoise.experiment import load_experiments
 from adamnoise.io import save_netcdf, write_text
+from adamnoise.optima import sweep_optima
 
 CONFIG = {
     "active": ["mini"],
@@ -87,22 +88,59 @@ def test_missing_run_is_nan_and_reported(trained, capsys):
     assert float(present["min_val_ppl"]) == pytest.approx(float(present["val_ppl"].min()))
 
 
-def test_best_along_and_flips_from_measured_noise_scale(trained):
+def test_stopping_flags_and_windowed_noise_scale(trained):
     experiment, root = trained
     dataset = aggregate_directory(experiment, root / "runs")
-    best = best_along(dataset, "beta2")
+    present = dataset.sel(batch_size=4, beta2=0.9).squeeze()
+    # six steps of a long epoch: every run is still improving when its cap ends it
+    assert int(present["stop_reason"]) == STOP_CODES["cap"]
+    assert int(present["best_is_last"]) == 1
+    missing = dataset.sel(batch_size=8, beta2=0.999).squeeze()
+    assert int(missing["stop_reason"]) == STOP_CODES["missing"]
+    # each run carries its own evaluation epochs and steps
+    steps = present["eval_step"].values
+    assert steps[0] == 0 and np.all(np.diff(steps[np.isfinite(steps)]) > 0)
+    # B_simple of the window (0, best step], recomputed from the run's own series
+    window = present["b_simple"].values[(steps > 0) & (steps <= float(present["best_step"]))]
+    assert float(present["b_simple_window"]) == pytest.approx(np.nanmedian(window))
+    # the realised batch size N/m next to the configured one
+    n = dataset.attrs["n_train_sequences"]
+    assert n == experiment.num_train_sequences
+    m = round(n / 4)
+    assert float(dataset["mean_batch_size"].sel(batch_size=4)) == pytest.approx(n / m)
+
+
+def test_optima_and_flips_from_measured_noise_scale(trained):
+    experiment, root = trained
+    dataset = aggregate_directory(experiment, root / "runs")
+    flips = predict_flips(dataset)
+    optima = sweep_optima(dataset, "beta2", noise_ratio=flips["noise_ratio_own"].sel(quantile=0.5))
     ppl = dataset["min_val_ppl"].sel(batch_size=4).squeeze()
     expected = float(dataset["beta2"][int(np.nanargmin(ppl.values))])
-    assert float(best["best_beta2"].sel(batch_size=4).squeeze()) == expected
-    # only one beta2 ran at batch size 8: that one is the best
-    assert float(best["best_beta2"].sel(batch_size=8).squeeze()) == 0.9
+    assert float(optima["best_beta2"].sel(batch_size=4).squeeze()) == expected
+    # one beta2 is missing at batch size 8: the other is not judged against nothing, it wins
+    assert float(optima["best_beta2"].sel(batch_size=8).squeeze()) == 0.9
+    assert int(optima["n_best_is_last"].sel(batch_size=4).squeeze()) == 2
 
-    flips = predict_flips(dataset)
     n = dataset.attrs["n_train_sequences"]
     b_simple = float(flips["b_simple"].sel(quantile=0.5))
     assert b_simple > 0
+    assert flips.attrs["b_simple_window"].startswith("median B_simple")
     half = float(flips["flip_batch_size"].sel(threshold=0.5, quantile=0.5))
     assert half == pytest.approx(2 * n * b_simple / (n + 2 * b_simple - 1))
+    # lambda per batch size uses that batch size's own B_simple at the realised N/m
+    own = flips["noise_ratio_own"].sel(batch_size=4, quantile=0.5)
+    b4 = float(flips["b_simple_by_batch"].sel(batch_size=4, quantile=0.5))
+    realised = float(dataset["mean_batch_size"].sel(batch_size=4))
+    assert float(own) == pytest.approx((n / realised - 1) / (n - 1) * b4)
+
+
+def test_flip_crossing_is_interpolated_in_log_batch_size():
+    sizes = np.array([8.0, 32.0, 512.0])
+    # lambda 2 at b = 8, 0.25 at b = 32: crosses 0.5 at log-fraction 1.5/1.75 of the way
+    b = crossing(sizes, np.array([2.0, 0.25, 0.0]), 0.5)
+    assert b == pytest.approx(np.exp(np.log(8) + 1.5 / 1.75 * np.log(4)))
+    assert np.isnan(crossing(sizes, np.array([0.4, 0.3, 0.0]), 0.5))
 
 
 @pytest.mark.filterwarnings("error")
@@ -115,10 +153,16 @@ def test_report_figures_draw_the_measurements_and_the_prediction(trained):
     experiment, root = trained
     dataset = aggregate_directory(experiment, root / "runs")
     flips = predict_flips(dataset)
-    figure = plots.beta_sweep(dataset, flips, "beta2")
+    optima = sweep_optima(dataset, "beta2", noise_ratio=flips["noise_ratio_own"].sel(quantile=0.5))
+    figure = plots.beta_sweep(dataset, flips, optima, "beta2")
     sweep_axes, best_axes = figure.axes[0], figure.axes[1]
-    # one curve per batch size plus one circle per batch size on the top panel
-    assert len(sweep_axes.get_lines()) == 2 * dataset.sizes["batch_size"]
+    # per batch size: the mean curve with error bars, one dot series per seed, the best circled,
+    # and red crosses where runs stopped at their last evaluation (all of these tiny runs)
+    crosses = [line for line in sweep_axes.get_lines() if line.get_marker() == "x"]
+    assert len(crosses) == dataset.sizes["batch_size"]
+    circles = [line for line in sweep_axes.get_lines() if line.get_markersize() == 12]
+    assert len(circles) == dataset.sizes["batch_size"]
+    assert "best evaluation last" in figure._suptitle.get_text()
     flip = float(flips["flip_batch_size"].sel(threshold=0.5, quantile=0.5))
     dashed = [line for line in best_axes.get_lines() if line.get_linestyle() == "--"]
     assert [line.get_xdata()[0] for line in dashed] == [pytest.approx(flip)]

@@ -115,3 +115,73 @@ def test_experiment_dims_follow_the_grid():
     experiment = Experiment("x", BASE["experiments"]["sweep"])
     assert experiment.grid_dims() == ("batch_size", "beta1", "beta2", "lr", "seed")
     assert experiment.axis_values("lr") == [1e-3, 3.16e-4]
+
+
+def test_full_batch_resolves_to_the_number_of_training_sequences():
+    experiment = load_experiments(config_with(grid__batch_size=[8, "full"]))["sweep"]
+    n = experiment.num_train_sequences
+    # pydoc-char's training split cut into 32-character sequences
+    from adamnoise.data.corpus import train_token_count
+
+    assert n == (train_token_count("pydoc-char") - 1) // 32
+    assert experiment.axis_values("batch_size") == [8, n]
+    assert f"bs{n}_b1-0.9_b2-0.9_lr-0.001_s0" in experiment.run_ids()
+    run = experiment.run_config(experiment.point(f"bs{n}_b1-0.9_b2-0.9_lr-0.001_s0"), "d")
+    assert run["training"]["batch_size"] == n
+
+
+def test_a_subset_sets_n_and_full_batch():
+    experiment = load_experiments(config_with(train_sequences=200, grid__batch_size=[8, "full"]))[
+        "sweep"
+    ]
+    assert experiment.num_train_sequences == 200
+    assert experiment.axis_values("batch_size") == [8, 200]
+    run = experiment.run_config(experiment.points()[0], "d")
+    assert run["data"]["train_sequences"] == 200
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"train_sequences": 200, "grid__batch_size": [8, 256]}, "256 exceeds N = 200"),
+        ({"train_sequences": 200, "grid__batch_size": [150]}, "150 is realised as 1 batch"),
+        (
+            {"train_sequences": 200, "grid__batch_size": [200, "full"]},
+            "200 and full both give 1 batch(es)",
+        ),
+        ({"train_sequences": 200, "grid__batch_size": [100, 99]}, "both give 2 batch(es)"),
+        ({"train_sequences": 10**9}, "train_sequences: 1000000000 exceeds"),
+    ],
+)
+def test_impossible_batch_sizes_fail_at_parse_time(changes, fragment):
+    with pytest.raises(ConfigError, match="experiments.sweep") as error:
+        load_experiments(config_with(**changes))
+    assert fragment in str(error.value)
+
+
+def test_budget_scales_the_epoch_cap_with_batch_size():
+    budget = {"epochs": 4, "reference_batch_size": 8, "exponent": 0.5}
+    config = config_with(train_sequences=512, grid__batch_size=[8, 32, "full"], budget=budget)
+    del config["experiments"]["sweep"]["training"]["epochs"]
+    experiment = load_experiments(config)["sweep"]
+    epochs = {
+        p.batch_size: experiment.run_config(p, "d")["training"]["epochs"]
+        for p in experiment.points()
+    }
+    assert epochs == {8: 4.0, 32: 8.0, 512: 32.0}
+    with pytest.raises(ConfigError, match="training.epochs: set by budget.epochs"):
+        load_experiments(config_with(budget=budget))
+
+
+def test_paper_config_plans_only_runs_that_can_run():
+    """Seed 000's largest batch (16384) exceeds WikiText-2's N = 16,317 at seq_len 128."""
+    from pathlib import Path
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config/paper.yaml").read_text())
+    experiments = load_experiments(config)
+    for experiment in experiments.values():
+        assert experiment.num_train_sequences == 16_317
+        assert max(experiment.axis_values("batch_size")) == 16_317
+    config["experiments"]["paper-beta2"]["grid"]["batch_size"] = [128, 16384]
+    with pytest.raises(ConfigError, match=r"paper-beta2\.grid\.batch_size: 16384 exceeds N"):
+        load_experiments(config)

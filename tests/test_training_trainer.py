@@ -234,12 +234,12 @@ def adamnoise(*args, **kwargs) -> subprocess.Popen:
 def test_cli_config_error_names_the_key(tmp_path):
     from adamnoise.cli import main
 
-    raw = tiny_run(tmp_path, micro_batch_size=3)
+    raw = tiny_run(tmp_path, patience=0)
     config = write_config(tmp_path / "bad.yaml", raw)
     proc = adamnoise("train", str(config), "--out", str(tmp_path / "x.nc"))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2
-    assert "training.micro_batch_size: 3 does not divide batch_size 8" in err
+    assert "training.patience: must be >= 1 or null, got 0" in err
     assert "Traceback" not in err
     # a missing corpus is reported on data.corpus, also with exit code 2
     config = write_config(tmp_path / "nocorpus.yaml", tiny_run(tmp_path / "missing"))
@@ -291,3 +291,44 @@ def test_bf16_autocast_trains_and_changes_the_arithmetic(corpus, tmp_path):
     # same data order and initialisation, lower-precision matmuls: close but not identical
     assert not np.array_equal(fp32["loss"].values, bf16["loss"].values)
     np.testing.assert_allclose(bf16["loss"].values[:5], fp32["loss"].values[:5], rtol=0.05)
+
+
+def test_patience_stops_after_the_minimum(corpus, tmp_path):
+    """The stopping rule: the run ends at the p-th evaluation in a row without a new minimum."""
+    outcome, ds = run(corpus, tmp_path / "run.nc", epochs=200, eval_every=1.0, patience=3)
+    val = ds["val_loss"].values
+    best = int(np.argmin(val))
+    assert outcome.stop_reason == ds.attrs["stop_reason"] == "patience"
+    assert outcome.steps < int(ds.attrs["total_steps_planned"])  # stopped before the cap
+    assert len(val) - 1 - best == 3  # exactly p evaluations after the best one
+    assert np.all(val[best + 1 :] >= val[best])  # none of them improved
+    assert ds.attrs["best_is_last"] == 0
+    assert float(ds["min_val_ppl"]) == pytest.approx(np.exp(val[best]))
+
+
+def test_a_run_stopped_by_its_cap_is_flagged(corpus, tmp_path):
+    # a fraction of an epoch: still improving when the budget ends
+    outcome, ds = run(corpus, tmp_path / "run.nc", epochs=0.5, eval_every=0.25, patience=3)
+    assert outcome.stop_reason == ds.attrs["stop_reason"] == "cap"
+    assert ds.attrs["best_is_last"] == 1
+    assert int(np.argmin(ds["val_loss"].values)) == ds.sizes["eval"] - 1
+
+
+def test_every_sequence_is_trained_on_once_per_epoch(corpus, tmp_path):
+    """187 sequences, b = 8: 23 batches of 8 or 9 sequences, one epoch is all 187 tokens' worth."""
+    _, ds = run(corpus, tmp_path / "run.nc", epochs=1, eval_every=1.0)
+    assert ds.attrs["steps_per_epoch"] == 23 and ds.attrs["train_sequences"] == 187
+    assert ds.attrs["mean_batch_size"] == pytest.approx(187 / 23)
+    assert float(ds["tokens_per_s"]) > 0 and ds.sizes["train_step"] == 23
+
+
+def test_full_batch_with_a_micro_batch_that_does_not_divide_it(corpus, tmp_path):
+    """b = N = 187 sequences in micro-batches of 64: slices of 63, 62, 62; one step per epoch."""
+    outcome, ds = run(
+        corpus, tmp_path / "run.nc", batch_size=187, micro_batch_size=64, epochs=3, eval_every=1.0
+    )
+    assert outcome.status == "completed" and outcome.steps == 3
+    assert ds.attrs["steps_per_epoch"] == 1 and ds.attrs["mean_batch_size"] == 187
+    assert ds.attrs["noise_scale_b_big"] == 187
+    assert ds.attrs["noise_scale_b_small"] == pytest.approx(3 / (1 / 63 + 2 / 62))
+    assert np.all(np.isfinite(ds["b_simple"].values[1:]))

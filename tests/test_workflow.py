@@ -82,6 +82,8 @@ def test_full_dag_writes_every_stage(workflow_run):
         "data/pydoc-char/stats.json",
         "smallest/aggregate.nc",
         "smallest/theory_flips.nc",
+        "smallest/optima_beta2.nc",
+        "smallest/optima_beta2.csv",
         "smallest/report/beta2_sweep.html",
         "smallest/report/noise_scale.html",
         "smallest/report/stability.html",
@@ -103,6 +105,17 @@ def test_snakemake_report_collects_the_figures(workflow_run):
     snakemake(workdir, "--report", "report.html", *config_args)
     report = (workdir / "report.html").read_text(errors="replace")
     assert "beta2_sweep.html" in report and "theory_figures.html" in report
+
+
+def test_table1_csv_has_the_seed_statistics(workflow_run):
+    import pandas as pd
+
+    workdir, _ = workflow_run
+    table = pd.read_csv(workdir / "results" / "smallest" / "optima_beta2.csv")
+    assert list(table["batch_size"]) == [8, 16]
+    for column in ("best_beta2", "best_low", "best_high", "delta_pct", "slope_verdict"):
+        assert column in table.columns, column
+    assert set(table["best_beta2"]) <= {0.9, 0.999}
 
 
 def test_aggregate_has_grid_dims_units_and_provenance(workflow_run):
@@ -162,8 +175,8 @@ def test_editing_one_notebook_reruns_only_that_figure(workflow_run):
 def test_dry_run_shows_the_whole_dag_of_the_default(tmp_path):
     workdir = copy_workflow(tmp_path)
     jobs = planned_jobs(workdir)
-    assert jobs["train"] == 9  # 3 batch sizes x 3 beta2
-    for rule in ("prepare_offline_corpus", "aggregate", "theory_flips", "theory_grid"):
+    assert jobs["train"] == 24  # 4 batch sizes x 3 beta2 x 2 seeds
+    for rule in ("prepare_offline_corpus", "aggregate", "theory_flips", "theory_grid", "optima"):
         assert jobs[rule] == 1, rule
     assert jobs["report_figure"] == 2 and jobs["report_theory"] == 1
 
@@ -185,8 +198,22 @@ def broken_config(tmp_path: Path, edit) -> Path:
         (lambda e: e["optimizer"].update(momentum=0.9), "optimizer.momentum"),
         (lambda e: e["training"].update(epochs="1"), "training.epochs"),
         (lambda e: e["model"].update(preset="gpt-huge"), "gpt-huge"),
+        (
+            lambda e: e["grid"].update(batch_size=[8, 10**6]),
+            "experiments.smallest.grid.batch_size: 1000000 exceeds N",
+        ),
+        (lambda e: e["grid"].update(batch_size=[8, "all"]), "batch_size"),
     ],
-    ids=["unknown-key", "wrong-type", "beta-out-of-range", "optimizer-key", "training", "preset"],
+    ids=[
+        "unknown-key",
+        "wrong-type",
+        "beta-out-of-range",
+        "optimizer-key",
+        "training",
+        "preset",
+        "batch-above-n",
+        "batch-not-a-size",
+    ],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, edit, named):
     workdir = copy_workflow(tmp_path / "wf")

@@ -11,6 +11,8 @@ Seed 004 §3: in the region B- (C(beta, gamma) < 0) the max-update grows like ex
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
@@ -22,50 +24,27 @@ THRESHOLDS = (1.0, 0.5)
 QUANTILES = (0.25, 0.5, 0.75)
 
 
-def completed_min_ppl(aggregate: xr.Dataset) -> xr.DataArray:
-    """Minimal validation perplexity of completed runs (diverged and missing runs are NaN)."""
-    return aggregate["min_val_ppl"].where(aggregate["status"] == 0)
-
-
-def best_along(aggregate: xr.Dataset, axis: str) -> xr.Dataset:
-    """The value of ``axis`` that minimises the seed-averaged minimal validation perplexity.
-
-    Returns ``best_<axis>`` and ``best_min_val_ppl`` over the remaining grid axes (seed averaged
-    out, as seed 000's figures average three iterations), plus ``relative_improvement``: how much
-    better the best value is than the largest value on the axis (Table 1's Delta, for
-    beta2 = 0.999).
-    """
-    mean_ppl = completed_min_ppl(aggregate).mean("seed", skipna=True)
-    # argmin over an all-NaN slice raises: fill those with +inf and mask them afterwards
-    has_data = mean_ppl.notnull().any(axis)
-    filled = mean_ppl.fillna(np.inf)
-    best_index = filled.argmin(axis)
-    best_value = aggregate[axis].isel({axis: best_index}).where(has_data)
-    best_ppl = filled.min(axis).where(has_data)
-    largest = mean_ppl.isel({axis: -1})
-    improvement = (largest - best_ppl) / largest
-    return xr.Dataset(
-        {
-            f"best_{axis}": best_value.drop_vars(axis, errors="ignore"),
-            "best_min_val_ppl": best_ppl,
-            "relative_improvement": improvement.drop_vars(axis, errors="ignore"),
-            "mean_min_val_ppl": mean_ppl,
-        }
-    )
-
-
 def predict_flips(aggregate: xr.Dataset) -> xr.Dataset:
     """Predicted flip batch sizes from the measured B_simple and the number of training sequences.
 
-    B_simple varies over training and between runs; seed 000 (App. B) argues only its scale
-    matters and reads it at the relevant epochs. We take, for every completed run, B_simple at the
-    evaluation of its minimal validation perplexity, and summarise by quantiles over runs: the
-    median gives the prediction, the quartiles its spread.
+    Which B_simple: for every completed run, the median of its B_simple over the evaluations after
+    step 0 up to its best one (``b_simple_window`` of the aggregate): the training that produced
+    the minimum, measured the same way for every batch size and learning rate. Seed 000 (App. B)
+    argues only the scale matters; it also varies with the batch size, so both are given:
+
+    * pooled: quartiles over all completed runs, the flip batch sizes where lambda (eq. 8) with
+      them crosses each threshold (``flip_batch_size``; the median is the prediction, the
+      quartiles its spread);
+    * per batch size: quartiles over that batch size's runs (``b_simple_by_batch``) and lambda
+      with them at the realised batch size N/m (``noise_ratio_own``, m batches per epoch), and
+      the batch size where that lambda crosses each threshold, interpolated in log b
+      (``flip_batch_size_own``; NaN if it does not cross inside the grid).
     """
     if "n_train_sequences" not in aggregate.attrs:
-        raise ValueError("the aggregate has no n_train_sequences attribute (no completed run)")
+        raise ValueError("the aggregate has no n_train_sequences attribute")
     n_samples = int(aggregate.attrs["n_train_sequences"])
-    measured = aggregate["b_simple_at_best"].where(aggregate["status"] == 0)
+    source = "b_simple_window" if "b_simple_window" in aggregate else "b_simple_at_best"
+    measured = aggregate[source].where(aggregate["status"] == 0)
     values = measured.values[np.isfinite(measured.values)]
     if values.size == 0:
         raise ValueError("no completed run has a finite B_simple estimate")
@@ -74,34 +53,65 @@ def predict_flips(aggregate: xr.Dataset) -> xr.Dataset:
     flips = flip_batch_size(n_samples, quantiles[None, :], thresholds[:, None])
 
     batch_sizes = aggregate["batch_size"].values
-    per_batch = measured.median([d for d in measured.dims if d != "batch_size"], skipna=True)
+    realised = (
+        aggregate["mean_batch_size"].values
+        if "mean_batch_size" in aggregate.coords
+        else batch_sizes.astype(float)
+    )
+    others = [d for d in measured.dims if d != "batch_size"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a batch size without finite values
+        by_batch = measured.quantile(list(QUANTILES), dim=others, skipna=True)
+    by_batch = by_batch.transpose("batch_size", "quantile").values
+    own = noise_ratio(n_samples, realised[:, None], by_batch)
+    own_flips = np.array([crossing(realised, own[:, 1], t) for t in thresholds])
     result = xr.Dataset(
         {
             "b_simple": (
                 "quantile",
                 quantiles,
-                {"units": "sequence", "description": "B_simple at best evaluation, over runs"},
+                {"units": "sequence", "description": "B_simple quartiles over all completed runs"},
             ),
             "flip_batch_size": (
                 ("threshold", "quantile"),
                 flips,
                 {
                     "units": "sequence",
-                    "description": "batch size at which lambda (eq. 8) equals the threshold",
+                    "description": "batch size at which lambda (eq. 8) with the pooled B_simple "
+                    "equals the threshold",
                 },
+            ),
+            "b_simple_by_batch": (
+                ("batch_size", "quantile"),
+                by_batch,
+                {"units": "sequence", "description": "B_simple quartiles, that batch size's runs"},
             ),
             "noise_ratio": (
                 "batch_size",
-                noise_ratio(n_samples, batch_sizes, quantiles[1]),
-                {"description": "lambda (eq. 8) with the median B_simple of all runs"},
+                noise_ratio(n_samples, realised, quantiles[1]),
+                {"description": "lambda (eq. 8) at N/m with the pooled median B_simple"},
             ),
             "noise_ratio_own": (
-                "batch_size",
-                noise_ratio(n_samples, batch_sizes, per_batch.values),
-                {"description": "lambda (eq. 8) with the median B_simple of that batch size"},
+                ("batch_size", "quantile"),
+                own,
+                {"description": "lambda (eq. 8) at N/m with that batch size's B_simple quartiles"},
+            ),
+            "flip_batch_size_own": (
+                "threshold",
+                own_flips,
+                {
+                    "units": "sequence",
+                    "description": "where lambda with each batch size's median B_simple crosses "
+                    "the threshold (log-linear interpolation; NaN: no crossing in the grid)",
+                },
             ),
         },
-        coords={"threshold": thresholds, "quantile": list(QUANTILES), "batch_size": batch_sizes},
+        coords={
+            "threshold": thresholds,
+            "quantile": list(QUANTILES),
+            "batch_size": batch_sizes,
+            "mean_batch_size": ("batch_size", realised),
+        },
     )
     result["threshold"].attrs["description"] = (
         "lambda threshold: 1 for beta1 (Lemma 3.6), 0.5 for beta2 (Lemma 3.4)"
@@ -110,9 +120,28 @@ def predict_flips(aggregate: xr.Dataset) -> xr.Dataset:
         experiment=aggregate.attrs.get("experiment", ""),
         n_train_sequences=n_samples,
         n_runs_used=int(values.size),
+        b_simple_runs="every completed run of the experiment",
+        b_simple_window=aggregate[source].attrs.get("description", source),
     )
     result.attrs.update(provenance.as_attrs(provenance.collect()))
     return result
+
+
+def crossing(batch_sizes: np.ndarray, ratios: np.ndarray, threshold: float) -> float:
+    """First b where ``ratios`` (lambda per batch size, falling with b) crosses ``threshold``.
+
+    Linear interpolation of lambda in log b between the two grid points that bracket it; NaN if
+    no adjacent pair brackets it. lambda = 0 at full batch, so the last point may be 0.
+    """
+    order = np.argsort(batch_sizes)
+    b, lam = np.log(np.asarray(batch_sizes, float)[order]), np.asarray(ratios, float)[order]
+    for i in range(len(b) - 1):
+        lo, hi = lam[i], lam[i + 1]
+        if np.isfinite(lo) and np.isfinite(hi) and (lo - threshold) * (hi - threshold) <= 0:
+            if lo == hi:
+                return float(np.exp(b[i]))
+            return float(np.exp(b[i] + (lo - threshold) / (lo - hi) * (b[i + 1] - b[i])))
+    return float("nan")
 
 
 def max_update_growth(aggregate: xr.Dataset, step: int = 500, half_window: int = 5) -> xr.Dataset:

@@ -10,6 +10,13 @@ value to an axis adds runs without renaming the others::
 With ``tie_betas: true`` (seed 003's beta1 = beta2 setting) the ``beta1`` axis is ignored and every
 run uses beta1 = beta2.
 
+Batch sizes count training sequences. ``N``, the number of training sequences, is known when the
+config is parsed (``adamnoise.data.corpus.train_token_count``, ``seq_len``, the model's context and
+``train_sequences``): ``batch_size: full`` resolves to ``N``, and a batch size above ``N`` or one
+that no whole number of batches per epoch realises within 10 % (``training/epochs.py``) is
+rejected, naming the experiment and the value. An optional ``budget`` sets each run's epoch cap
+from its batch size (``epochs_for_batch``).
+
 The structure of the config is validated against ``workflow/schemas/config.schema.yaml`` by the
 Snakefile; this module validates what the schema cannot (model, optimiser, schedule and training
 fields, which belong to the package) by building every run config and naming the offending key.
@@ -24,6 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 GRID_AXES = ("batch_size", "beta1", "beta2", "lr", "seed")
+FULL_BATCH = "full"  # grid value of batch_size meaning b = N (one batch per epoch)
+BUDGET_KEYS = ("epochs", "reference_batch_size", "exponent")
 BETA_AXES = ("beta1", "beta2")
 # keys of the optimizer and training sections that the grid sets for every run
 GRID_OWNED = {"optimizer": ("lr", "beta1", "beta2"), "training": ("batch_size", "seed")}
@@ -85,10 +94,38 @@ class Experiment:
     def figures(self) -> list[str]:
         return list(self.config.get("figures", []))
 
+    @functools.cached_property
+    def available_train_sequences(self) -> int:
+        """Training sequences of the whole training split (before ``train_sequences``)."""
+        from adamnoise.data.corpus import train_token_count
+        from adamnoise.models.presets import context_len_of
+        from adamnoise.training.epochs import sequence_count
+
+        tokens = train_token_count(self.dataset)
+        return sequence_count(tokens, self.config["seq_len"], context_len_of(self.config["model"]))
+
+    @property
+    def num_train_sequences(self) -> int:
+        """N of the theory: the training sequences every epoch visits once."""
+        return self.config.get("train_sequences") or self.available_train_sequences
+
     def axis_values(self, axis: str) -> list:
         if axis == "beta1" and self.tie_betas:
             return list(self.config["grid"]["beta2"])
+        if axis == "batch_size":
+            n = self.num_train_sequences
+            return [n if b == FULL_BATCH else b for b in self.config["grid"]["batch_size"]]
         return list(self.config["grid"][axis])
+
+    def epochs_for(self, batch_size: int) -> float | None:
+        """The run's epoch cap under ``budget`` (None: ``training.epochs`` applies)."""
+        from adamnoise.training.epochs import epochs_for_batch, mean_batch_size
+
+        budget = self.config.get("budget")
+        if budget is None:
+            return None
+        realised = mean_batch_size(self.num_train_sequences, batch_size)
+        return round(epochs_for_batch(realised, *(budget[key] for key in BUDGET_KEYS)), 3)
 
     def grid_dims(self) -> tuple[str, ...]:
         """The dimensions of the aggregated dataset (beta1 folds into beta2 when tied)."""
@@ -102,11 +139,11 @@ class Experiment:
         return {point.run_id: point for point in self._expand_grid()}
 
     def _expand_grid(self) -> list[GridPoint]:
-        grid = self.config["grid"]
+        axes = {axis: self.axis_values(axis) for axis in GRID_AXES}
         if self.tie_betas:
-            combos = itertools.product(grid["batch_size"], grid["beta2"], grid["lr"], grid["seed"])
+            combos = itertools.product(axes["batch_size"], axes["beta2"], axes["lr"], axes["seed"])
             return [GridPoint(b, beta, beta, lr, s) for b, beta, lr, s in combos]
-        combos = itertools.product(*(grid[axis] for axis in GRID_AXES))
+        combos = itertools.product(*(axes[axis] for axis in GRID_AXES))
         return [GridPoint(*combo) for combo in combos]
 
     def run_ids(self) -> list[str]:
@@ -129,9 +166,15 @@ class Experiment:
             "batch_size": point.batch_size,
             "seed": point.seed,
         }
+        epochs = self.epochs_for(point.batch_size)
+        if epochs is not None:
+            training["epochs"] = epochs
+        data = {"corpus": corpus_dir, "seq_len": cfg["seq_len"]}
+        if cfg.get("train_sequences") is not None:
+            data["train_sequences"] = cfg["train_sequences"]
         return {
             "run_id": f"{self.name}/{point.run_id}",
-            "data": {"corpus": corpus_dir, "seq_len": cfg["seq_len"]},
+            "data": data,
             "model": copy.deepcopy(cfg["model"]),
             "optimizer": optimizer,
             "schedule": copy.deepcopy(cfg.get("schedule", {"name": "constant"})),
@@ -190,6 +233,9 @@ def validate_experiment(experiment: Experiment, results: str = "results") -> Non
     for section in ("model", "optimizer", "schedule"):
         if section in experiment.config:
             _check_component(prefix, section, experiment.config[section])
+    _check_batch_sizes(experiment, prefix)
+    if "budget" in experiment.config and "epochs" in experiment.config.get("training", {}):
+        raise ConfigError(f"{prefix}.training.epochs: set by budget.epochs; remove one of them")
     name = experiment.config["optimizer"]["name"]
     for axis in (axis for axis in BETA_AXES if axis not in optimizer_betas(name)):
         if len(experiment.axis_values(axis)) > 1:
@@ -206,6 +252,49 @@ def validate_experiment(experiment: Experiment, results: str = "results") -> Non
             raise ConfigError(
                 f"{prefix} (run {point.run_id}): {_under_experiment(error)}"
             ) from None
+
+
+def _check_batch_sizes(experiment: Experiment, prefix: str) -> None:
+    """Every batch size a whole number of batches per epoch realises: b <= N, within 10 %."""
+    from adamnoise.training.epochs import (
+        MAX_BATCH_DEVIATION,
+        batch_deviation,
+        batches_per_epoch,
+    )
+
+    available = experiment.available_train_sequences
+    subset = experiment.config.get("train_sequences")
+    where = f"{experiment.dataset} at seq_len {experiment.config['seq_len']}"
+    if subset is not None and subset > available:
+        raise ConfigError(
+            f"{prefix}.train_sequences: {subset} exceeds the {available} training sequences of "
+            f"{where}"
+        )
+    n = experiment.num_train_sequences
+    seen: dict[int, Any] = {}
+    for configured, b in zip(
+        experiment.config["grid"]["batch_size"], experiment.axis_values("batch_size"), strict=True
+    ):
+        key = f"{prefix}.grid.batch_size"
+        if b > n:
+            raise ConfigError(
+                f"{key}: {b} exceeds N = {n}, the training sequences of {where}"
+                + (f" (train_sequences {subset})" if subset else "")
+                + f"; write {FULL_BATCH!r} for full batch"
+            )
+        m = batches_per_epoch(n, b)
+        if batch_deviation(n, b) > MAX_BATCH_DEVIATION:
+            nearest = sorted({-(-n // k) for k in (m - 1, m, m + 1) if k >= 1})
+            raise ConfigError(
+                f"{key}: {configured} is realised as {m} batch(es) of about {n / m:.0f} of the "
+                f"N = {n} sequences per epoch, more than {MAX_BATCH_DEVIATION:.0%} off; "
+                f"batch sizes near it that split an epoch evenly: {nearest}"
+            )
+        if m in seen:
+            raise ConfigError(
+                f"{key}: {seen[m]} and {configured} both give {m} batch(es) per epoch (N = {n})"
+            )
+        seen[m] = configured
 
 
 def _check_component(prefix: str, section: str, cfg: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""``adamnoise aggregate`` and ``adamnoise predict-flips``: the workflow's post-training stages."""
+"""``adamnoise aggregate``, ``predict-flips`` and ``optima``: the workflow's post-training stages."""
 
 from __future__ import annotations
 
@@ -28,6 +28,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     flips.add_argument("aggregate", type=Path, help="netCDF written by `adamnoise aggregate`")
     flips.add_argument("--out", type=Path, required=True, help="netCDF file to write")
     flips.set_defaults(func=_predict_flips)
+
+    optima = subparsers.add_parser(
+        "optima",
+        help="best beta per (batch size, lr) with seed statistics: seed 000 Table 1 (CSV + netCDF)",
+        description="Seed means (diverged seeds disqualify a beta), bootstrap intervals of the "
+        "best beta, the slope near beta = 1 against the predicted sign, Delta against the default "
+        "beta, and seed 000's printed Table 1 beside it.",
+    )
+    optima.add_argument("aggregate", type=Path, help="netCDF written by `adamnoise aggregate`")
+    optima.add_argument("--flips", type=Path, required=True, help="`adamnoise predict-flips` output")
+    optima.add_argument("--axis", choices=("beta2", "beta1"), required=True, help="swept beta")
+    optima.add_argument("--out", type=Path, required=True, help="netCDF file to write")
+    optima.add_argument("--csv", type=Path, required=True, help="Table 1 as CSV")
+    optima.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    optima.set_defaults(func=_optima)
 
 
 def _load_experiment(config_path: Path, name: str):
@@ -69,4 +84,38 @@ def _predict_flips(args: argparse.Namespace) -> int:
             print(f"adamnoise: {args.aggregate}: {error}", file=sys.stderr)
             return 1
     save_netcdf(flips, args.out)
+    return 0
+
+
+def _optima(args: argparse.Namespace) -> int:
+    import json
+
+    import xarray as xr
+
+    from adamnoise.io import save_netcdf, write_text
+    from adamnoise.optima import sweep_optima, table1, theory_applies
+    from adamnoise.published import seed000_table1
+
+    aggregate = xr.load_dataset(args.aggregate)
+    flips = xr.load_dataset(args.flips)
+    config = json.loads(aggregate.attrs["experiment_config"])
+    if args.axis not in aggregate.dims:
+        print(f"adamnoise: {args.aggregate} has no {args.axis} axis (tied betas?)", file=sys.stderr)
+        return 1
+    reason = theory_applies(config, args.axis)
+    lam = flips["noise_ratio_own"].sel(quantile=0.5, drop=True) if reason is None else None
+    optima = sweep_optima(aggregate, args.axis, noise_ratio=lam, n_resamples=args.resamples)
+    optima.attrs.update(
+        experiment=aggregate.attrs.get("experiment", ""),
+        theory_applies=int(reason is None),
+        theory_reason=reason or "",
+    )
+    published = (
+        seed000_table1(int(aggregate.attrs["n_train_sequences"]))
+        if args.axis == "beta2" and config.get("dataset") == "wikitext2"
+        else None
+    )
+    save_netcdf(optima, args.out)
+    write_text(args.csv, table1(optima, published).to_csv(index=False, float_format="%.6g"))
+    print(f"wrote {args.out} and {args.csv}", file=sys.stderr)
     return 0

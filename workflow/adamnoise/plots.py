@@ -8,8 +8,6 @@ import numpy as np
 import seaborn as sns
 import xarray as xr
 
-from adamnoise.analysis import best_along
-
 # which lambda threshold predicts the flip of which beta (seed 000 Lemmas 3.4 and 3.6)
 FLIP_THRESHOLD = {"beta2": 0.5, "beta1": 1.0}
 GREEK = {"beta1": "β1", "beta2": "β2"}
@@ -47,68 +45,123 @@ def _plain_log_labels(axis) -> None:
     axis.set_minor_formatter(mticker.FormatStrFormatter("%g"))
 
 
-def beta_sweep(aggregate: xr.Dataset, flips: xr.Dataset, axis: str = "beta2") -> plt.Figure:
+def beta_sweep(
+    aggregate: xr.Dataset,
+    flips: xr.Dataset,
+    optima: xr.Dataset,
+    axis: str = "beta2",
+    theory_reason: str | None = None,
+) -> plt.Figure:
     """Seed 000 Fig. 2/3: minimal validation perplexity against beta, one line per batch size.
 
-    Top row, one panel per learning rate: seed-averaged minimal validation perplexity against
-    ``axis``; the empirical best value of each batch size is circled. Bottom row: the best value
-    against batch size, with the predicted flip batch size (lambda = threshold, median B_simple;
-    band = interquartile range of B_simple over runs) on the same axes.
+    Top row, one panel per learning rate: the seed mean of the minimal validation perplexity
+    against ``axis`` with +-1 standard deviation over seeds as error bars and every seed as a
+    dot; the best value of each batch size is circled; runs whose best evaluation was their last
+    (possibly stopped before their minimum) are crossed in red. Bottom row: the best value against
+    the realised batch size N/m with its bootstrap interval over seeds, and, where the theory
+    applies (``theory_reason`` is None), the predicted flip: lambda = threshold with the pooled
+    median B_simple (dashed; band: its quartiles) and with each batch size's own B_simple
+    (dotted).
     """
-    best = best_along(aggregate, axis)
-    other = [d for d in best["mean_min_val_ppl"].dims if d not in ("batch_size", "lr", axis)]
-    mean_ppl = best["mean_min_val_ppl"].isel({d: 0 for d in other})
-    best_value = best[f"best_{axis}"].isel({d: 0 for d in other})
-    best_ppl = best["best_min_val_ppl"].isel({d: 0 for d in other})
+    others = {d: 0 for d in optima["mean_min_val_ppl"].dims if d not in ("batch_size", "lr", axis)}
+    mean_ppl = optima["mean_min_val_ppl"].isel(others)
+    std_ppl = optima["std_min_val_ppl"].isel(others)
+    best = optima.isel({d: 0 for d in others if d in optima[f"best_{axis}"].dims})
+    fixed = {d: 0 for d in others if d in aggregate["min_val_ppl"].dims}
+    ppl = aggregate["min_val_ppl"].where(aggregate["status"] == 0).isel(fixed)
+    last = aggregate["best_is_last"].isel(fixed)
     threshold = FLIP_THRESHOLD[axis]
+    applies = theory_reason is None
     flip = flips["flip_batch_size"].sel(threshold=threshold)
     flip_median = float(flip.sel(quantile=0.5))
     low, high = sorted((float(flip.sel(quantile=0.25)), float(flip.sel(quantile=0.75))))
+    flip_own = float(flips["flip_batch_size_own"].sel(threshold=threshold))
 
     lrs = aggregate["lr"].values
     batch_sizes = aggregate["batch_size"].values
+    realised = optima["mean_batch_size"].values if "mean_batch_size" in optima else batch_sizes
     palette = dict(zip(batch_sizes, sns.color_palette("viridis", len(batch_sizes)), strict=True))
     fig, axes = plt.subplots(
-        2, len(lrs), figsize=(max(6.5, 4.5 * len(lrs)), 7.5), squeeze=False, constrained_layout=True
+        2, len(lrs), figsize=(max(7, 4.8 * len(lrs)), 8), squeeze=False, constrained_layout=True
     )
     values = aggregate[axis].values
+    n_flagged = int(last.where(aggregate["status"].isel(fixed) >= 0).sum())
     for column, lr in enumerate(lrs):
         ax = axes[0, column]
         for b in batch_sizes:
+            colour = palette[b]
             curve = mean_ppl.sel(lr=lr, batch_size=b)
-            side = PREDICTED_SIDE[axis]["small" if b < flip_median else "large"]
-            ax.plot(values, curve, "o-", color=palette[b], label=f"b={b} ({side})", ms=3)
+            label = f"b={b}"
+            if applies:
+                label += f" ({PREDICTED_SIDE[axis]['small' if b < flip_median else 'large']})"
+            ax.errorbar(
+                values, curve, yerr=std_ppl.sel(lr=lr, batch_size=b).fillna(0), fmt="o-",
+                color=colour, ms=3, capsize=2, label=label,
+            )  # fmt: skip
+            runs = ppl.sel(lr=lr, batch_size=b).transpose(axis, "seed")
+            for seed in runs["seed"].values:
+                ax.plot(values, runs.sel(seed=seed), ".", color=colour, alpha=0.35, ms=4)
+            flagged = last.sel(lr=lr, batch_size=b).transpose(axis, "seed").values == 1
+            if flagged.any():
+                xs = np.repeat(values[:, None], flagged.shape[1], axis=1)[flagged]
+                ax.plot(xs, runs.values[flagged], "x", color="tab:red", ms=8, mew=2)
+            cell = best.sel(lr=lr, batch_size=b)
             ax.plot(
-                best_value.sel(lr=lr, batch_size=b),
-                best_ppl.sel(lr=lr, batch_size=b),
-                "o",
-                ms=11,
-                mfc="none",
-                mec=palette[b],
-                mew=2,
-            )
+                float(cell[f"best_{axis}"]), float(cell["best_min_val_ppl"]), "o", ms=12,
+                mfc="none", mec=colour, mew=2,
+            )  # fmt: skip
         _one_minus_axis(ax, "x", values, rotation=45)
         ax.set_yscale("log")
         _plain_log_labels(ax.yaxis)
         ax.set_title(f"lr = {lr:g}")
         ax.set_xlabel(GREEK[axis])
-        ax.set_ylabel("min. validation perplexity (mean over seeds)")
+        ax.set_ylabel("min. validation perplexity (mean ± s.d. over seeds)")
 
         ax = axes[1, column]
-        ax.plot(batch_sizes, best_value.sel(lr=lr), "s-", color="k", label=f"empirical best {axis}")
-        ax.axvspan(low, high, color="tab:red", alpha=0.15, label="flip for B_simple quartiles")
-        ax.axvline(flip_median, color="tab:red", ls="--", label=f"predicted flip (λ={threshold:g})")
+        cells = best.sel(lr=lr)
+        centre = cells[f"best_{axis}"].values
+        ax.errorbar(
+            realised, centre, yerr=_interval(centre, cells["best_low"].values,
+                                             cells["best_high"].values),
+            fmt="s-", color="k", capsize=3, label=f"empirical best {GREEK[axis]} (95 % bootstrap)",
+        )  # fmt: skip
+        flagged = cells["best_flagged"].values == 1
+        if flagged.any():
+            ax.plot(realised[flagged], centre[flagged], "x", color="tab:red", ms=10, mew=2,
+                    label="best includes a run stopped at its last evaluation")  # fmt: skip
+        if applies:
+            ax.axvspan(low, high, color="tab:red", alpha=0.15, label="flip, B_simple quartiles")
+            ax.axvline(flip_median, color="tab:red", ls="--", label=f"flip (λ={threshold:g})")
+            if np.isfinite(flip_own):
+                ax.axvline(flip_own, color="tab:red", ls=":", label="flip, B_simple per b")
         ax.set_xscale("log", base=2)
         _one_minus_axis(ax, "y", values)
-        ax.set_xlabel("batch size (sequences)")
+        # half a grid step of padding on the log(1 - beta) scale, so the extremes stay visible
+        ends = _log_one_minus([values.min(), values.max()])
+        pad = 0.5 * (ends[1] - ends[0]) / max(len(values) - 1, 1)
+        ax.set_ylim(*_inverse_log_one_minus([ends[0] - pad, ends[1] + pad]))
+        ax.set_xlabel("batch size N/m (sequences)")
         ax.set_ylabel(f"best {GREEK[axis]}")
     axes[0, -1].legend(fontsize=7, loc="best")
     axes[1, -1].legend(fontsize=7, loc="best")
-    fig.suptitle(
-        f"{aggregate.attrs.get('experiment', '')}: minimal validation perplexity vs {GREEK[axis]}; "
-        f"predicted flip at b ≈ {flip_median:.0f} (N = {flips.attrs['n_train_sequences']})"
-    )
+    name = aggregate.attrs.get("experiment", "")
+    title = f"{name}: minimal validation perplexity vs {GREEK[axis]}"
+    if applies:
+        title += f"; predicted flip at b ≈ {flip_median:.0f}"
+    else:
+        title += f"; no flip prediction ({theory_reason})"
+    title += f" (N = {flips.attrs['n_train_sequences']})"
+    if n_flagged:
+        title += f"\n{n_flagged} run(s) had their best evaluation last (red ×)"
+    fig.suptitle(title)
     return fig
+
+
+def _interval(centre, low, high):
+    """Error-bar lengths below and above ``centre`` (zero where the interval is NaN)."""
+    below = np.nan_to_num(np.asarray(centre) - np.asarray(low))
+    above = np.nan_to_num(np.asarray(high) - np.asarray(centre))
+    return np.vstack([np.maximum(below, 0), np.maximum(above, 0)])
 
 
 def noise_scale(aggregate: xr.Dataset) -> plt.Figure:
@@ -126,7 +179,12 @@ def noise_scale(aggregate: xr.Dataset) -> plt.Figure:
         b = dict(zip(stacked.indexes["run"].names, run, strict=True))["batch_size"]
         label = None if b in labelled else f"b={b}"
         labelled.add(b)
-        ax.plot(aggregate["epoch"], series, color=palette[b], alpha=0.6, label=label)
+        epochs = (
+            aggregate["eval_epoch"].stack(run=stacked.indexes["run"].names).sel(run=run)
+            if "eval_epoch" in aggregate
+            else aggregate["epoch"]
+        )
+        ax.plot(epochs, series, color=palette[b], alpha=0.6, label=label)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("B_simple (sequences)")

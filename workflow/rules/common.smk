@@ -63,4 +63,34 @@ def all_targets():
         targets += [
             f"{RESULTS}/{name}/report/{figure}.html" for figure in experiment.figures
         ]
+        targets += [
+            f"{RESULTS}/{name}/optima_{axis}.csv"
+            for axis in ("beta2", "beta1")
+            if f"{axis}_sweep" in experiment.figures
+        ]
     return targets
+
+
+# Report stage: the figures, and the inputs and papermill parameters of each
+FIGURES = ("beta2_sweep", "beta1_sweep", "noise_scale", "stability")
+# the figures of a beta sweep also read that sweep's optima (Table 1)
+SWEEP_AXIS = {"beta2_sweep": "beta2", "beta1_sweep": "beta1"}
+
+
+def figure_inputs(wildcards):
+    inputs = {
+        "notebook": f"{workflow.basedir}/notebooks/{wildcards.figure}.ipynb",
+        "aggregate": f"{RESULTS}/{wildcards.experiment}/aggregate.nc",
+        "flips": f"{RESULTS}/{wildcards.experiment}/theory_flips.nc",
+    }
+    if wildcards.figure in SWEEP_AXIS:
+        axis = SWEEP_AXIS[wildcards.figure]
+        inputs["optima"] = f"{RESULTS}/{wildcards.experiment}/optima_{axis}.nc"
+    return inputs
+
+
+def papermill_parameters(wildcards, input):
+    parameters = f"-p aggregate_path {input.aggregate} -p flips_path {input.flips}"
+    if "optima" in input.keys():
+        parameters += f" -p optima_path {input.optima}"
+    return parameters

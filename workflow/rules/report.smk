@@ -1,14 +1,10 @@
 # Report stage: papermill executes one notebook per figure, nbconvert renders it to HTML.
 # Each figure is also a named target (`snakemake figure_beta2_sweep`) and part of `--report`.
 
-FIGURES = ("beta2_sweep", "beta1_sweep", "noise_scale", "stability")
-
 
 rule report_figure:
     input:
-        notebook=f"{workflow.basedir}/notebooks/{{figure}}.ipynb",
-        aggregate=rules.aggregate.output,
-        flips=rules.theory_flips.output,
+        unpack(figure_inputs),
     output:
         notebook=f"{RESULTS}/{{experiment}}/report/{{figure}}.ipynb",
         html=report(
@@ -22,9 +18,10 @@ rule report_figure:
         figure="|".join(FIGURES),
     conda:
         CONDA_ENV
+    params:
+        papermill=papermill_parameters,
     shell:
-        "(papermill --kernel python3 {input.notebook} {output.notebook}"
-        " -p aggregate_path {input.aggregate} -p flips_path {input.flips}"
+        "(papermill --kernel python3 {input.notebook} {output.notebook} {params.papermill}"
         " && jupyter nbconvert --to html {output.notebook} --output-dir $(dirname {output.html})"
         ") > {log} 2>&1"
 

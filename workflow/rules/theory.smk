@@ -1,4 +1,4 @@
-# Theory stage: the seeds' constants on grids, and per experiment the predicted flip batch sizes.
+# Theory stage: the seeds' constants on grids (no measurement needed).
 
 
 rule theory_grid:
@@ -11,17 +11,3 @@ rule theory_grid:
         CONDA_ENV
     shell:
         "adamnoise theory grid --out {output} > {log} 2>&1"
-
-
-rule theory_flips:
-    """Seed 000 §3.3: batch sizes where lambda crosses 1 and 0.5, from the measured B_simple."""
-    input:
-        rules.aggregate.output,
-    output:
-        f"{RESULTS}/{{experiment}}/theory_flips.nc",
-    log:
-        f"{RESULTS}/{{experiment}}/logs/theory_flips.log",
-    conda:
-        CONDA_ENV
-    shell:
-        "adamnoise predict-flips {input} --out {output} > {log} 2>&1"

@@ -46,6 +46,7 @@ Measured statistics of the pydoc corpora are in docs/data.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -494,6 +495,23 @@ def prepare_pydoc(out_dir: str | os.PathLike, level: str) -> dict:
     }
     write_prepared(out_dir, {s: encode(streams[s], vocab) for s in SPLITS}, vocab, level, stats)
     return stats
+
+
+@functools.cache
+def train_token_count(name: str) -> int:
+    """Tokens of the named corpus's training split, known before it is prepared.
+
+    The workflow needs N (training sequences) when it is parsed, to resolve ``batch_size: full``
+    and reject batch sizes above it. WikiText-2 is prepared from a sha256-verified archive, so its
+    count is the published one (``stats.json`` compares the two); the pydoc corpora are cut here
+    exactly as ``prepare_pydoc`` cuts them (their size depends on the Python version).
+    """
+    if name not in CORPORA:
+        raise CorpusError(f"unknown corpus {name!r}; known corpora: {', '.join(CORPORA)}")
+    if name == "wikitext2":
+        return WIKITEXT2_PUBLISHED["tokens"]["train"]
+    text = pydoc_splits()[0]["train"]
+    return len(text) if CORPORA[name][0] == "char" else len(word_tokens(text_lines(text)))
 
 
 def prepare_corpus(

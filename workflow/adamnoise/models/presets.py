@@ -155,6 +155,14 @@ def resolve_model_config(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"arch": arch, **dataclasses.asdict(config)}
 
 
+def context_len_of(cfg: dict[str, Any]) -> int:
+    """Stream tokens a model reads before each sequence (Transformer-XL's memory; else 0)."""
+    resolved = resolve_model_config(cfg)
+    if resolved["arch"] == "transformer_xl" and resolved.get("carry_memory"):
+        return int(resolved["mem_len"])
+    return 0
+
+
 def build_model(cfg: dict[str, Any], vocab_size: int) -> nn.Module:
     """Build the language model described by ``cfg`` (see :func:`resolve_model_config`).
 

@@ -13,12 +13,14 @@ Data protocol (batch size counts sequences):
   sequence: its inputs are ``x[s_i-k : s_i+L]`` (shape ``[batch, k+L]``), targets as above. Starting
   the first sequence at ``k`` guarantees every sequence a full context; the first ``k`` tokens are
   never predicted.
+* ``data.train_sequences = K`` keeps only the first ``K`` sequences of the cut (a smaller ``N``
+  for CPU-sized studies that must overfit quickly); validation and test are unchanged.
 * Each epoch draws a fresh uniformly random permutation ``pi`` of the ``N`` training sequences
   (seed 000, Def. 2.1), generated from ``(seed, epoch)`` only, so that a resumed run sees exactly
-  the batches of an uninterrupted one. Batch ``j`` of the epoch holds sequences
-  ``pi[j*b : (j+1)*b]``; there are ``m = N // b`` batches and the last ``N - m*b`` sequences of the
-  permutation (different ones each epoch) are dropped, so an epoch covers ``m*b`` sequences
-  (seed 000: ``N = m*b``).
+  the batches of an uninterrupted one. The epoch is cut into ``m`` batches, ``m`` the whole number
+  nearest to ``N / b``; batch ``j`` holds ``pi[ceil(jN/m) : ceil((j+1)N/m)]``, so every sequence
+  is seen exactly once per epoch and the batch sizes differ by at most one (epochs.py says why:
+  seed 000 has ``N = m*b``).
 * Evaluation uses the same cut, in stream order, and additionally scores the final, shorter
   sequence made of the leftover tokens, so that every token after position ``k`` is scored once.
 """
@@ -30,20 +32,36 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from adamnoise.training.epochs import batch_bounds, batches_per_epoch, sequence_count
+
 
 class SequenceCut:
     """A token stream seen as ``num_sequences`` overlapping-by-one windows (module docstring)."""
 
-    def __init__(self, stream: torch.Tensor, seq_len: int, context_len: int = 0):
+    def __init__(
+        self,
+        stream: torch.Tensor,
+        seq_len: int,
+        context_len: int = 0,
+        max_sequences: int | None = None,
+    ):
         if stream.dim() != 1:
             raise ValueError(f"token stream must be 1-D, got shape {tuple(stream.shape)}")
         self.stream = stream.long()
         self.seq_len = seq_len
         self.context_len = context_len
-        usable = stream.numel() - 1 - context_len
-        self.num_sequences = max(usable, 0) // seq_len
+        usable = max(stream.numel() - 1 - context_len, 0)
+        self.num_sequences = sequence_count(stream.numel(), seq_len, context_len)
+        if max_sequences is not None:
+            if max_sequences > self.num_sequences:
+                raise ValueError(
+                    f"train_sequences {max_sequences} exceeds the {self.num_sequences} "
+                    "sequences of the split"
+                )
+            self.num_sequences = max_sequences
+            usable = max_sequences * seq_len  # a subset: its own tail is not scored
         # leftover predicted positions after the last full sequence (scored in evaluation only)
-        self.tail_len = max(usable, 0) - self.num_sequences * seq_len
+        self.tail_len = usable - self.num_sequences * seq_len
         # window offsets relative to a sequence start: context + inputs + one extra target token
         self._window = torch.arange(-context_len, seq_len + 1)
 
@@ -77,17 +95,13 @@ def epoch_permutation(seed: int, epoch: int, num_sequences: int) -> np.ndarray:
 
 
 class EpochSampler:
-    """Batches of sequence indices: seed 000, Def. 2.1, with the incomplete last batch dropped."""
+    """Batches of sequence indices: seed 000, Def. 2.1, every sequence once per epoch."""
 
     def __init__(self, num_sequences: int, batch_size: int, seed: int):
-        if num_sequences < batch_size:
-            raise ValueError(
-                f"batch_size {batch_size} exceeds the {num_sequences} training sequences"
-            )
         self.num_sequences = num_sequences
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # as configured; realised sizes are N/m rounded up or down
         self.seed = seed
-        self.batches_per_epoch = num_sequences // batch_size  # m
+        self.batches_per_epoch = batches_per_epoch(num_sequences, batch_size)  # m
         self._cached_epoch: int | None = None
         self._cached_perm: np.ndarray | None = None
 
@@ -97,21 +111,22 @@ class EpochSampler:
         if self._cached_epoch != epoch:
             self._cached_perm = epoch_permutation(self.seed, epoch, self.num_sequences)
             self._cached_epoch = epoch
-        chunk = self._cached_perm[position * self.batch_size : (position + 1) * self.batch_size]
-        return torch.from_numpy(chunk.astype(np.int64))
+        start, stop = batch_bounds(self.num_sequences, self.batches_per_epoch, position)
+        return torch.from_numpy(self._cached_perm[start:stop].astype(np.int64))
 
 
 def split_micro_batches(batch_size: int, micro_batch_size: int) -> list[slice]:
     """Slices of a batch processed by one forward/backward each.
 
-    If the micro-batch is the whole batch, the batch is split into two halves anyway (sizes
-    ceil(b/2), floor(b/2)): gradient accumulation over the halves gives the same full-batch mean
-    gradient, and the two half-batch gradients are what the B_simple estimator needs
+    The batch is cut into ``ceil(b / micro_batch_size)`` consecutive slices whose sizes differ by
+    at most one (a batch size need not be a multiple of the micro-batch size: full batch is
+    N sequences). If the micro-batch is the whole batch, the batch is split into two halves anyway
+    (sizes ceil(b/2), floor(b/2)): gradient accumulation over the halves gives the same full-batch
+    mean gradient, and the two half-batch gradients are what the B_simple estimator needs
     (noise_scale.py). A batch of one sequence cannot be split; B_simple is then NaN.
     """
-    if micro_batch_size >= batch_size:
-        if batch_size == 1:
-            return [slice(0, 1)]
-        half = (batch_size + 1) // 2
-        return [slice(0, half), slice(half, batch_size)]
-    return [slice(i, i + micro_batch_size) for i in range(0, batch_size, micro_batch_size)]
+    if batch_size == 1:
+        return [slice(0, 1)]
+    count = max(2, -(-batch_size // micro_batch_size))
+    edges = [batch_bounds(batch_size, count, j) for j in range(count)]
+    return [slice(start, stop) for start, stop in edges]

@@ -34,6 +34,7 @@ class ConfigError(ValueError):
 class DataConfig:
     corpus: str  # prepared corpus directory (adamnoise.data.corpus.load_prepared)
     seq_len: int  # tokens per training sequence (predicted positions; Transformer-XL's tgt_len)
+    train_sequences: int | None = None  # use only the first K training sequences (N = K)
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,12 @@ class TrainingConfig:
     seed: int = 0
     batch_size: int = 32  # sequences per optimiser step (seed 000's b)
     micro_batch_size: int | None = None  # sequences per forward/backward; None = batch_size
-    epochs: float = 1.0
+    epochs: float = 1.0  # cap on training epochs
     max_steps: int | None = None  # optional cap on optimiser steps
     eval_every: float = 1.0  # epochs between evaluations
+    # stop once this many evaluations in a row have not improved on the minimal validation loss
+    # (the run has passed its minimum); None trains to the cap
+    patience: int | None = None
     eval_batch_size: int = 64
     test_at_best: bool = False
     checkpoint_every: int = 0  # optimiser steps between checkpoints; 0 disables
@@ -191,16 +195,14 @@ def _check_values(config: RunConfig) -> None:
     for name in positive_ints:
         if getattr(t, name) < 1:
             raise ConfigError(f"training.{name}", f"must be >= 1, got {getattr(t, name)}")
-    if t.micro_batch_size is not None:
-        if t.micro_batch_size < 1:
-            raise ConfigError(
-                "training.micro_batch_size", f"must be >= 1, got {t.micro_batch_size}"
-            )
-        if t.batch_size % t.micro_batch_size:
-            raise ConfigError(
-                "training.micro_batch_size",
-                f"{t.micro_batch_size} does not divide batch_size {t.batch_size}",
-            )
+    if t.micro_batch_size is not None and t.micro_batch_size < 1:
+        raise ConfigError("training.micro_batch_size", f"must be >= 1, got {t.micro_batch_size}")
+    if config.data.train_sequences is not None and config.data.train_sequences < 1:
+        raise ConfigError(
+            "data.train_sequences", f"must be >= 1 or null, got {config.data.train_sequences}"
+        )
+    if t.patience is not None and t.patience < 1:
+        raise ConfigError("training.patience", f"must be >= 1 or null, got {t.patience}")
     if not (t.epochs > 0 and math.isfinite(t.epochs)):
         raise ConfigError("training.epochs", f"must be a positive number, got {t.epochs}")
     if t.max_steps is not None and t.max_steps < 1:

@@ -2,7 +2,8 @@
 
 One optimiser step (batches.py for the data protocol):
 
-1. take the step's batch of ``batch_size`` sequences from the epoch's permutation;
+1. take the step's batch from the epoch's permutation (``m`` batches of about ``N/m`` sequences
+   per epoch, batches.py);
 2. accumulate the full-batch mean gradient over micro-batches, measuring the micro-batch and
    full-batch gradient norms for B_simple on the way (gradients.py, noise_scale.py);
 3. copy theta_n, let the optimiser update, measure ||theta_{n+1} - theta_n||_inf (seed 004);
@@ -13,6 +14,12 @@ One optimiser step (batches.py for the data protocol):
 Evaluations happen at steps 0, k, 2k, ... with k = max(1, round(eval_every * m)) (m batches per
 epoch) and at the last step. A diverged run (NaN/inf loss or loss above ``divergence_loss``)
 stops, and its result file is written with status ``diverged``; it is not an error.
+
+Stopping (seed 000 trains "until the model overfits"). The cap is ``epochs`` (and ``max_steps``).
+With ``patience = p`` the run stops at the first evaluation that is the p-th in a row without a
+new minimum of the validation loss: it has passed its minimum. The result records why it stopped
+(``stop_reason``: ``patience``, ``cap`` or ``diverged``) and whether its best evaluation is its
+last one (``best_is_last``): such a run's "minimum" may only be where training stopped.
 """
 
 from __future__ import annotations
@@ -38,12 +45,15 @@ from adamnoise.training.checkpoint import (
     set_rng_states,
 )
 from adamnoise.training.config import ConfigError, RunConfig, config_differences
+from adamnoise.training.epochs import batch_bounds
 from adamnoise.training.gradients import GradientAccumulator, UpdateTracker
 from adamnoise.training.noise_scale import NoiseScaleEMA, small_batch_size
 from adamnoise.training.progress import Progress
 from adamnoise.training.result import History, build_dataset, perplexity
 
 COMPLETED, DIVERGED = "completed", "diverged"
+# why a run stopped: it passed its minimum (patience), it reached its budget, or it diverged
+STOP_PATIENCE, STOP_CAP, STOP_DIVERGED = "patience", "cap", "diverged"
 
 
 @dataclass
@@ -51,6 +61,7 @@ class RunOutcome:
     status: str
     steps: int
     out: Path
+    stop_reason: str = STOP_CAP
 
 
 def select_device(requested: str) -> torch.device:
@@ -152,7 +163,10 @@ class Trainer:
             self.model = build_model(dict(config.model), len(corpus.vocab)).to(self.device)
         context_len = int(getattr(self.model, "context_len", 0) or 0)
         seq_len = config.data.seq_len
-        self.train_cut = SequenceCut(corpus.train.to(self.device), seq_len, context_len)
+        with _blame("data.train_sequences", (ValueError,)):
+            self.train_cut = SequenceCut(
+                corpus.train.to(self.device), seq_len, context_len, config.data.train_sequences
+            )
         self.valid_cut = SequenceCut(corpus.valid.to(self.device), seq_len, context_len)
         self.test_cut = SequenceCut(corpus.test.to(self.device), seq_len, context_len)
         try:
@@ -163,8 +177,8 @@ class Trainer:
         self.total_steps = total_steps_of(t.epochs, self.steps_per_epoch, t.max_steps)
         self.eval_interval = max(1, round(t.eval_every * self.steps_per_epoch))
 
-        self.micro_slices = split_micro_batches(t.batch_size, t.micro_batch)
-        self.b_small = small_batch_size([s.stop - s.start for s in self.micro_slices])
+        # realised batch sizes are ceil(N/m) and floor(N/m): their micro-batch slices, cached
+        self._micro_slices: dict[int, list[slice]] = {}
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         with _blame("optimizer", (ValueError, TypeError)):
@@ -250,13 +264,25 @@ class Trainer:
             }
         progress.evaluation(self.step, perplexity(val_loss))
 
+    def micro_slices(self, batch_size: int) -> list[slice]:
+        if batch_size not in self._micro_slices:
+            self._micro_slices[batch_size] = split_micro_batches(
+                batch_size, min(self.config.training.micro_batch, batch_size)
+            )
+        return self._micro_slices[batch_size]
+
+    @property
+    def evals_since_best(self) -> int:
+        best = self.history.best_index
+        return len(self.history.val_loss) - 1 - best if best is not None else 0
+
     def train_step(self) -> tuple[float, bool]:
         """One optimiser step; returns (loss, diverged)."""
         t = self.config.training
-        inputs, targets = self.train_cut.batch(
-            self.sampler.batch_indices(self.step).to(self.device)
-        )
-        micro_batches = [(inputs[s], targets[s]) for s in self.micro_slices]
+        indices = self.sampler.batch_indices(self.step).to(self.device)
+        inputs, targets = self.train_cut.batch(indices)
+        slices = self.micro_slices(len(indices))
+        micro_batches = [(inputs[s], targets[s]) for s in slices]
         self.update_tracker.before()
         loss, small_sq, big_sq = self.accumulator.run(self.loss_of, micro_batches, self.autocast)
         lr = self.optimizer.param_groups[0]["lr"]
@@ -269,7 +295,8 @@ class Trainer:
             [loss, small_sq, big_sq, max_update]
         ).tolist()
         self.step += 1
-        self.noise.update(small_sq, big_sq, self.b_small, t.batch_size)
+        b_small = small_batch_size([s.stop - s.start for s in slices])
+        self.noise.update(small_sq, big_sq, b_small, len(indices))
         self.history.record_step(
             loss=loss,
             lr=lr,
@@ -277,7 +304,7 @@ class Trainer:
             max_update=max_update / lr if lr > 0 else math.nan,
             clip_fraction=_clip_fraction(self.optimizer),
         )
-        self.history.train_tokens += t.batch_size * self.config.data.seq_len
+        self.history.train_tokens += len(indices) * self.config.data.seq_len
         diverged = not math.isfinite(loss) or loss > t.divergence_loss
         return loss, diverged
 
@@ -299,7 +326,7 @@ class Trainer:
             )
         started = time.perf_counter()
         wall_before = self.history.wall_time_s
-        status = COMPLETED
+        status, stop_reason = COMPLETED, STOP_CAP
         try:
             if self.step == 0 and not self.history.eval_step:
                 self._evaluate_and_record(progress)
@@ -309,11 +336,18 @@ class Trainer:
                 self.history.train_time_s += time.perf_counter() - step_started
                 progress.step(self.step, loss)
                 if diverged:
-                    status = DIVERGED
+                    status, stop_reason = DIVERGED, STOP_DIVERGED
                     progress.message(f"diverged at step {self.step}: loss {loss}")
                     break
                 if self.step % self.eval_interval == 0 or self.step == self.total_steps:
                     self._evaluate_and_record(progress)
+                    if t.patience is not None and self.evals_since_best >= t.patience:
+                        stop_reason = STOP_PATIENCE
+                        progress.message(
+                            f"passed the minimum: {t.patience} evaluations without improvement "
+                            f"(best at step {self.history.eval_step[self.history.best_index]})"
+                        )
+                        break
                 if (
                     t.checkpoint_every
                     and self.step % t.checkpoint_every == 0
@@ -330,26 +364,35 @@ class Trainer:
         finally:
             progress.close()
         self.history.wall_time_s = wall_before + time.perf_counter() - started
-        self._write_result(status)
+        self._write_result(status, stop_reason)
         remove_checkpoint(self.checkpoint_dir)
-        return RunOutcome(status=status, steps=self.step, out=self.out)
+        return RunOutcome(status=status, steps=self.step, out=self.out, stop_reason=stop_reason)
 
-    def _write_result(self, status: str) -> None:
+    def _write_result(self, status: str, stop_reason: str) -> None:
         from adamnoise.io import save_netcdf
         from adamnoise.provenance import as_attrs, collect
 
         device_name = (
             torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         )
+        best = self.history.best_index
+        start, stop = batch_bounds(self.train_cut.num_sequences, self.steps_per_epoch, 0)
+        first_batch = stop - start
         attrs = {
             "status": status,
+            "stop_reason": stop_reason,
+            "best_is_last": int(best is not None and best == len(self.history.val_loss) - 1),
             "run_id": self.config.run_id,
             "run_config": self.config.to_json(),
             "steps_per_epoch": self.steps_per_epoch,
             "train_sequences": self.train_cut.num_sequences,
+            "mean_batch_size": self.train_cut.num_sequences / self.steps_per_epoch,
             "total_steps_planned": self.total_steps,
-            "noise_scale_b_small": self.b_small,
-            "noise_scale_b_big": self.config.training.batch_size,
+            # of the epoch's first (largest) batch; the estimator uses each step's own sizes
+            "noise_scale_b_small": small_batch_size(
+                [s.stop - s.start for s in self.micro_slices(first_batch)]
+            ),
+            "noise_scale_b_big": first_batch,
             "num_parameters": sum(p.numel() for p in self.model.parameters()),
             **as_attrs(collect(device=device_name)),
         }

@@ -1,0 +1,157 @@
+"""Seed statistics of a beta sweep on synthetic aggregates whose answers are known by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from adamnoise.optima import (
+    candidate_ppl,
+    predicted_slope_sign,
+    slope_verdict,
+    sweep_optima,
+    table1,
+    theory_applies,
+)
+from adamnoise.published import seed000_table1
+
+BETA2 = [0.9, 0.99, 0.999]
+
+
+def synthetic(ppl, status=None, best_is_last=None, batch_sizes=(8,), lrs=(1e-3,)):
+    """An aggregate with dims (batch_size, beta1, beta2, lr, seed) from ppl[b, beta2, lr, seed]."""
+    ppl = np.asarray(ppl, dtype=float)
+    shape = (len(batch_sizes), 1, len(BETA2), len(lrs), ppl.shape[-1])
+    dims = ("batch_size", "beta1", "beta2", "lr", "seed")
+    status = np.zeros(shape, np.int8) if status is None else np.asarray(status).reshape(shape)
+    last = np.zeros(shape, np.int8) if best_is_last is None else np.asarray(best_is_last)
+    return xr.Dataset(
+        {
+            "min_val_ppl": (dims, ppl.reshape(shape)),
+            "status": (dims, status),
+            "best_is_last": (dims, last.reshape(shape)),
+        },
+        coords={
+            "batch_size": list(batch_sizes),
+            "beta1": [0.9],
+            "beta2": BETA2,
+            "lr": list(lrs),
+            "seed": np.arange(shape[-1]),
+            "mean_batch_size": ("batch_size", [float(b) for b in batch_sizes]),
+        },
+    )
+
+
+def cell(optima, name):
+    return optima[name].squeeze().item()
+
+
+def test_best_beta_and_delta_against_the_default():
+    # seed means 11, 9, 10: best 0.99, Delta = (10 - 9) / 10 = 10 % against beta2 = 0.999
+    ppl = [[[[11.1, 10.9, 11.0]], [[9.1, 8.9, 9.0]], [[10.2, 9.8, 10.0]]]]
+    optima = sweep_optima(synthetic(ppl), "beta2")
+    assert cell(optima, "best_beta2") == 0.99
+    assert cell(optima, "best_min_val_ppl") == pytest.approx(9.0)
+    assert cell(optima, "delta_pct") == pytest.approx(10.0)
+    assert cell(optima, "p_best") == 1.0  # separated far beyond the seed spread
+    assert cell(optima, "best_low") == cell(optima, "best_high") == 0.99
+    std = optima["std_min_val_ppl"].squeeze().values
+    np.testing.assert_allclose(std, [0.1, 0.1, 0.2])
+
+
+def test_a_beta_with_a_diverged_seed_cannot_win():
+    # beta2 = 0.9 has the lowest surviving value (5) but its third seed diverged
+    ppl = [[[[5.0, 5.0, np.nan]], [[9.0, 9.0, 9.0]], [[10.0, 10.0, 10.0]]]]
+    status = np.zeros((1, 3, 1, 3), np.int8)
+    status[0, 0, 0, 2] = 1
+    data = synthetic(ppl, status=status)
+    assert np.isinf(candidate_ppl(data).values).sum() == 1
+    optima = sweep_optima(data, "beta2")
+    assert cell(optima, "best_beta2") == 0.99
+    assert optima["n_diverged"].squeeze().values.tolist() == [1, 0, 0]
+    assert np.isinf(optima["mean_min_val_ppl"].squeeze().values[0])
+    # and no bootstrap resample lets it win either
+    assert cell(optima, "best_low") == 0.99 and cell(optima, "p_best") == 1.0
+
+
+def test_a_missing_run_is_not_judged():
+    ppl = [[[[5.0, np.nan]], [[9.0, 9.0]], [[10.0, 10.0]]]]
+    status = np.zeros((1, 3, 1, 2), np.int8)
+    status[0, 0, 0, 1] = -1
+    optima = sweep_optima(synthetic(ppl, status=status), "beta2")
+    assert cell(optima, "best_beta2") == 0.99
+    assert np.isnan(optima["mean_min_val_ppl"].squeeze().values[0])
+
+
+def test_bootstrap_interval_covers_a_seed_dependent_winner():
+    # 0.9 wins on seeds 0 and 1, 0.99 on seed 2 by a wide margin; means 6.33 vs 6.67: 0.9 best,
+    # but a resample with two copies of seed 2 makes 0.99 the winner
+    ppl = [[[[4.0, 4.0, 11.0]], [[7.0, 7.0, 6.0]], [[20.0, 20.0, 20.0]]]]
+    optima = sweep_optima(synthetic(ppl), "beta2", n_resamples=4000)
+    assert cell(optima, "best_beta2") == 0.9
+    assert cell(optima, "best_low") == 0.9 and cell(optima, "best_high") == 0.99
+    # P(0.9 wins) = P(seed 2 drawn at most once) = (8 + 12) / 27 = 20/27 (3 seeds, 27 draws)
+    assert cell(optima, "p_best") == pytest.approx(20 / 27, abs=0.03)
+
+
+def test_slope_near_one_and_its_verdict():
+    # ppl = 20 - 2 * (-log10(1 - beta)): exactly -2 per decade of 1 - beta, no seed noise
+    x = -np.log10(1 - np.array(BETA2))
+    values = 20 - 2 * x
+    ppl = [[[[v, v]] for v in values], [[[40 - v, 40 - v]] for v in values]]
+    data = synthetic(ppl, batch_sizes=(8, 512))
+    lam = xr.DataArray([5.0, 0.0], coords={"batch_size": [8, 512]}, dims="batch_size")
+    optima = sweep_optima(data, "beta2", noise_ratio=lam)
+    slope = optima["slope"].squeeze().values
+    np.testing.assert_allclose(slope, [-2.0, 2.0])
+    # small batch (lambda = 5 > 0.508): ppl predicted to fall towards beta2 -> 1, and it does;
+    # full batch (lambda = 0 < 0.4945): predicted to rise, and it does
+    assert optima["predicted_slope_sign"].squeeze().values.tolist() == [-1, 1]
+    assert optima["slope_verdict"].squeeze().values.tolist() == ["agrees", "agrees"]
+    between = sweep_optima(data, "beta2", noise_ratio=lam.copy(data=[5.0, 0.5]))
+    assert between["slope_verdict"].squeeze().values.tolist() == ["agrees", "no prediction"]
+    # a contradiction is reported as such
+    flipped = sweep_optima(synthetic(ppl[::-1], batch_sizes=(8, 512)), "beta2", noise_ratio=lam)
+    assert flipped["slope_verdict"].squeeze().values.tolist()[0] == "contradicts"
+
+
+def test_predicted_signs_follow_the_lemma_thresholds():
+    lam = xr.DataArray([2.0, 0.51, 0.5, 0.3, 0.0, np.nan])
+    # Lemma 3.4 (beta1 = 0.9): increasing for lambda >= 0.5082, decreasing for lambda <= 0.4945
+    assert predicted_slope_sign("beta2", lam, 0.9).values.tolist() == [-1, -1, 0, 1, 1, 0]
+    # Lemma 3.6 (beta2 = 0.999): decreasing for lambda >= 1.0015, increasing for <= 0.9956
+    assert predicted_slope_sign("beta1", lam, 0.999).values.tolist() == [1, -1, -1, -1, -1, 0]
+    assert slope_verdict(-1, -3.0, 1.0) == "inconclusive"
+    assert slope_verdict(1, 0.5, 1.0) == "agrees"
+
+
+def test_runs_whose_best_is_last_are_counted_and_flag_the_best():
+    ppl = [[[[11.0, 11.0]], [[9.0, 9.0]], [[10.0, 10.0]]]]
+    last = np.zeros((1, 1, 3, 1, 2), np.int8)
+    last[0, 0, 1, 0, 1] = 1
+    optima = sweep_optima(synthetic(ppl, best_is_last=last), "beta2")
+    assert cell(optima, "n_best_is_last") == 1 and cell(optima, "best_flagged") == 1
+
+
+def test_theory_applies_only_to_adam_one_beta_sweeps():
+    adam = {"optimizer": {"name": "adam"}, "grid": {"beta1": [0.9], "beta2": [0.99, 0.999]}}
+    assert theory_applies(adam, "beta2") is None
+    assert "not Adam" in theory_applies({**adam, "optimizer": {"name": "signum"}}, "beta2")
+    assert "tied" in theory_applies({**adam, "tie_betas": True}, "beta2")
+    other = {**adam, "grid": {"beta1": [0.8], "beta2": [0.99, 0.999]}}
+    assert "beta1 is [0.8]" in theory_applies(other, "beta2")
+    beta1_sweep = {"optimizer": {"name": "adam"}, "grid": {"beta1": [0.5, 0.9], "beta2": [0.99]}}
+    assert "beta2 is [0.99]" in theory_applies(beta1_sweep, "beta1")
+
+
+def test_table1_puts_the_printed_values_beside_ours():
+    ppl = [[[[11.0, 11.0]], [[9.0, 9.0]], [[10.0, 10.0]]]]
+    data = synthetic(ppl, batch_sizes=(16317,), lrs=(1e-3,))
+    frame = table1(sweep_optima(data, "beta2"), seed000_table1(16317))
+    row = frame.iloc[0]
+    assert row["batch_size"] == 16317 and row["best_beta2"] == 0.99
+    # seed 000 Table 1, batch 16384 (full batch), lr 1e-3: beta2 0.848, Delta 5.29 %
+    assert row["paper_beta2"] == 0.848 and row["paper_delta_pct"] == 5.29
+    assert row["delta_pct"] == pytest.approx(10.0)
+    assert seed000_table1(16317)[(128, 3.162e-4)] == (0.981, 1.39)

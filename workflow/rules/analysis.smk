@@ -1,0 +1,39 @@
+# Analysis stage: measurements held against theory, per experiment.
+
+
+rule theory_flips:
+    """Seed 000 §3.3: batch sizes where lambda crosses 1 and 0.5, from the measured B_simple."""
+    input:
+        rules.aggregate.output,
+    output:
+        f"{RESULTS}/{{experiment}}/theory_flips.nc",
+    log:
+        f"{RESULTS}/{{experiment}}/logs/theory_flips.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "adamnoise predict-flips {input} --out {output} > {log} 2>&1"
+
+
+rule optima:
+    """Best beta per (batch size, lr) with seed statistics and the predicted slope sign:
+    seed 000 Table 1 as netCDF and CSV (optima.py)."""
+    input:
+        aggregate=rules.aggregate.output,
+        flips=rules.theory_flips.output,
+    output:
+        netcdf=f"{RESULTS}/{{experiment}}/optima_{{axis}}.nc",
+        csv=report(
+            f"{RESULTS}/{{experiment}}/optima_{{axis}}.csv",
+            category="{experiment}",
+            caption="../report/table1.rst",
+        ),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/optima_{{axis}}.log",
+    wildcard_constraints:
+        axis="beta1|beta2",
+    conda:
+        CONDA_ENV
+    shell:
+        "adamnoise optima {input.aggregate} --flips {input.flips} --axis {wildcards.axis}"
+        " --out {output.netcdf} --csv {output.csv} > {log} 2>&1"
