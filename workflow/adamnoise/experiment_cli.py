@@ -1,4 +1,4 @@
-"""``adamnoise aggregate``, ``predict-flips`` and ``optima``: the workflow's post-training stages."""
+"""``adamnoise aggregate``, ``predict-flips``, ``optima``: the post-training stages."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "beta, and seed 000's printed Table 1 beside it.",
     )
     optima.add_argument("aggregate", type=Path, help="netCDF written by `adamnoise aggregate`")
-    optima.add_argument("--flips", type=Path, required=True, help="`adamnoise predict-flips` output")
+    optima.add_argument("--flips", type=Path, required=True, help="predict-flips output")
     optima.add_argument("--axis", choices=("beta2", "beta1"), required=True, help="swept beta")
     optima.add_argument("--out", type=Path, required=True, help="netCDF file to write")
     optima.add_argument("--csv", type=Path, required=True, help="Table 1 as CSV")
@@ -92,6 +92,7 @@ def _optima(args: argparse.Namespace) -> int:
 
     import xarray as xr
 
+    from adamnoise import provenance
     from adamnoise.io import save_netcdf, write_text
     from adamnoise.optima import sweep_optima, table1, theory_applies
     from adamnoise.published import seed000_table1
@@ -107,9 +108,12 @@ def _optima(args: argparse.Namespace) -> int:
     optima = sweep_optima(aggregate, args.axis, noise_ratio=lam, n_resamples=args.resamples)
     optima.attrs.update(
         experiment=aggregate.attrs.get("experiment", ""),
+        experiment_config=aggregate.attrs["experiment_config"],
+        run_git_commits=aggregate.attrs.get("run_git_commits", "[]"),
         theory_applies=int(reason is None),
         theory_reason=reason or "",
     )
+    optima.attrs.update(provenance.as_attrs(provenance.collect()))
     published = (
         seed000_table1(int(aggregate.attrs["n_train_sequences"]))
         if args.axis == "beta2" and config.get("dataset") == "wikitext2"

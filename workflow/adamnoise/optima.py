@@ -13,8 +13,9 @@ For every (batch size, learning rate) of a sweep along ``axis`` (``beta2`` or ``
   and ``p_best`` the share of resamples the point estimate wins. With S seeds there are only
   C(2S-1, S) distinct resamples (3 for S = 2, 10 for S = 3): the interval is coarse, not wrong.
 * **The sign the theory predicts.** Seed 000 predicts on which side of the flip the minimal
-  perplexity falls or rises towards beta -> 1 (full batch, lambda = 0, included). ``slope`` is the least-squares slope of the seed
-  mean against ``-log10(1 - beta)`` over the ``slope_points`` values nearest to 1, with a
+  perplexity falls or rises towards beta -> 1 (full batch, lambda = 0, included). ``slope`` is
+  the least-squares slope of the seed mean against ``-log10(1 - beta)`` over the
+  ``slope_points`` values nearest to 1, with a
   bootstrap interval; ``slope_verdict`` compares its sign with the prediction from lambda
   (``predicted_slope_sign``: -1, +1, or 0 where lambda lies between the lemma thresholds).
 * **Delta (Table 1).** ``delta_pct`` = (ppl(default) - ppl(best)) / ppl(default) * 100 with the
