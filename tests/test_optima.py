@@ -155,3 +155,50 @@ def test_table1_puts_the_printed_values_beside_ours():
     assert row["paper_beta2"] == 0.848 and row["paper_delta_pct"] == 5.29
     assert row["delta_pct"] == pytest.approx(10.0)
     assert seed000_table1(16317)[(128, 3.162e-4)] == (0.981, 1.39)
+
+
+def test_slope_interval_is_a_t_interval_over_the_seeds_own_slopes():
+    # seed slopes -1 and -3 per decade: mean -2, s.d. sqrt(2), t(0.975, 1) = 12.706
+    x = -np.log10(1 - np.array(BETA2))
+    ppl = [[[[20 - x[k], 20 - 3 * x[k]]] for k in range(3)]]
+    lam = xr.DataArray([5.0], coords={"batch_size": [8]}, dims="batch_size")
+    optima = sweep_optima(synthetic(ppl), "beta2", noise_ratio=lam)
+    assert cell(optima, "slope") == pytest.approx(-2.0)
+    half = 12.7062047 * np.sqrt(2) / np.sqrt(2)
+    assert cell(optima, "slope_low") == pytest.approx(-2.0 - half, rel=1e-6)
+    assert cell(optima, "slope_high") == pytest.approx(-2.0 + half, rel=1e-6)
+    # both seeds fall as predicted, but two seeds cannot make it significant
+    assert cell(optima, "seeds_agreeing") == 2
+    assert cell(optima, "slope_verdict") == "inconclusive"
+
+
+def test_seed_winners_capped_runs_and_an_unsorted_axis():
+    from adamnoise.aggregate import STOP_CODES
+    from adamnoise.optima import STOP_CAP_CODE
+
+    assert STOP_CODES["cap"] == STOP_CAP_CODE
+    # seed 0 prefers 0.99, seed 1 prefers 0.9; the means favour 0.99
+    ppl = [[[[11.0, 9.5]], [[9.0, 9.6]], [[10.0, 10.0]]]]
+    data = synthetic(ppl)
+    data["stop_reason"] = xr.zeros_like(data["status"])
+    data["stop_reason"].loc[{"beta2": 0.99, "seed": 1}] = STOP_CODES["cap"]
+    optima = sweep_optima(data.isel(beta2=[2, 0, 1]), "beta2")  # an unsorted grid
+    assert optima["beta2"].values.tolist() == BETA2
+    assert cell(optima, "best_beta2") == 0.99 and cell(optima, "seed_winners") == 1
+    assert cell(optima, "best_low") <= cell(optima, "best_high")
+    assert cell(optima, "n_capped") == 1 and cell(optima, "best_flagged") == 1
+
+
+def test_predicted_sign_over_a_window_near_one():
+    from adamnoise.theory.implicit_bias import c_total_derivative
+
+    lam = xr.DataArray([0.5])
+    window = (0.99, 0.999)
+    sign = int(predicted_slope_sign("beta2", lam, 0.9, window).item())
+    derivative = c_total_derivative("beta2", 0.9, np.linspace(*window, 50), 0.5)
+    if np.all(derivative > 0):
+        assert sign == -1
+    elif np.all(derivative < 0):
+        assert sign == 1
+    else:
+        assert sign == 0

@@ -332,3 +332,17 @@ def test_full_batch_with_a_micro_batch_that_does_not_divide_it(corpus, tmp_path)
     assert ds.attrs["noise_scale_b_big"] == 187
     assert ds.attrs["noise_scale_b_small"] == pytest.approx(3 / (1 / 63 + 2 / 62))
     assert np.all(np.isfinite(ds["b_simple"].values[1:]))
+
+
+def test_patience_fraction_waits_in_proportion_to_the_best_step(corpus, tmp_path):
+    """At full batch an evaluation is one step: the fraction keeps the run going after its best
+    step for at least that fraction of it, on top of the p evaluations."""
+    common = dict(batch_size=187, micro_batch_size=64, epochs=300, eval_every=1.0, patience=2)
+    _, plain = run(corpus, tmp_path / "plain.nc", **common)
+    _, patient = run(corpus, tmp_path / "patient.nc", **common, patience_fraction=0.5)
+    for ds in (plain, patient):
+        assert ds.attrs["stop_reason"] == "patience"
+    best = int(patient["best_step"])
+    assert patient.sizes["train_step"] - best >= 0.5 * best
+    assert plain.sizes["train_step"] - int(plain["best_step"]) == 2
+    assert patient.sizes["train_step"] > plain.sizes["train_step"]

@@ -205,7 +205,10 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
         units="sequence", description="configured sequences per step (full batch: N)"
     )
     dataset["lr"].attrs.update(description="learning rate")
-    dataset["epoch"].attrs.update(description="epoch at which the evaluation was made")
+    dataset["epoch"].attrs.update(
+        description="epochs of the evaluations of one run with the most of them; runs differ "
+        "(batch size, stopping): use eval_epoch"
+    )
     if len(n_sequences) > 1 or (n_sequences and n_sequences != {n_train}):
         raise ValueError(
             f"runs disagree on the number of training sequences: {sorted(n_sequences)} "

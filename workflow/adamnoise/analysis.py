@@ -64,6 +64,7 @@ def predict_flips(aggregate: xr.Dataset) -> xr.Dataset:
         by_batch = measured.quantile(list(QUANTILES), dim=others, skipna=True)
     by_batch = by_batch.transpose("batch_size", "quantile").values
     own = noise_ratio(n_samples, realised[:, None], by_batch)
+    own[realised >= n_samples] = 0.0  # full batch: no mini-batch noise, whatever B_simple is
     own_flips = np.array([crossing(realised, own[:, 1], t) for t in thresholds])
     result = xr.Dataset(
         {

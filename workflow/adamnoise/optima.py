@@ -6,23 +6,29 @@ For every (batch size, learning rate) of a sweep along ``axis`` (``beta2`` or ``
   other seeds diverged cannot win on one survivor, and a value with a missing run is not judged
   yet. Diverged seeds count as +inf, missing ones as NaN; ``n_completed`` / ``n_diverged`` say
   which. ``std_min_val_ppl`` is the spread over the completed seeds (ddof = 1).
-* **Best beta and its bootstrap interval.** The point estimate minimises the seed mean. Seeds are
-  resampled with replacement, the same resample for every beta (runs of one seed share the
-  initialisation and data order, so the comparison is paired), and each resample's argmin is
-  recorded: ``best_low`` / ``best_high`` are the 2.5 % / 97.5 % quantiles of the winning beta
-  and ``p_best`` the share of resamples the point estimate wins. With S seeds there are only
-  C(2S-1, S) distinct resamples (3 for S = 2, 10 for S = 3): the interval is coarse, not wrong.
+* **Best beta and its bootstrap range.** The point estimate minimises the seed mean;
+  ``seed_winners`` counts the seeds whose own argmin it is. Seeds are resampled with replacement,
+  the same resample for every beta (runs of one seed share the initialisation and data order, so
+  the comparison is paired), and each resample's argmin is recorded: ``best_low`` / ``best_high``
+  are the 2.5 % / 97.5 % quantiles of the winning beta and ``p_best`` the share of resamples the
+  point estimate wins. With S seeds a resample of one seed repeated has probability S^(1-S)
+  (1/2 for S = 2, 1/9 for S = 3), so the range spans the single-seed winners: it describes the
+  seed spread and is not a calibrated 95 % interval below about 5 seeds.
 * **The sign the theory predicts.** Seed 000 predicts on which side of the flip the minimal
   perplexity falls or rises towards beta -> 1 (full batch, lambda = 0, included). ``slope`` is
   the least-squares slope of the seed mean against ``-log10(1 - beta)`` over the
-  ``slope_points`` values nearest to 1, with a
-  bootstrap interval; ``slope_verdict`` compares its sign with the prediction from lambda
-  (``predicted_slope_sign``: -1, +1, or 0 where lambda lies between the lemma thresholds).
+  ``slope_points`` values nearest to 1; each seed's own slope gives a paired t-interval
+  (``slope_low`` / ``slope_high``, 95 %, S - 1 degrees of freedom: wide for 2 or 3 seeds, as it
+  should be) and ``seeds_agreeing`` counts the seeds whose slope has the predicted sign.
+  ``slope_verdict`` compares the interval with the prediction (``predicted_slope_sign``: -1, +1,
+  or 0 where C_total is not monotone over those beta values for the measured lambda).
 * **Delta (Table 1).** ``delta_pct`` = (ppl(default) - ppl(best)) / ppl(default) * 100 with the
   default beta (0.999 for beta2, 0.9 for beta1) as the baseline, as seed 000 Table 1 defines the
   relative improvement over the default.
-* **Flags.** ``n_best_is_last`` counts runs whose best evaluation was their last one (possibly
-  stopped before their minimum); ``best_flagged`` marks a best beta that includes such a run.
+* **Flags.** Among completed runs, ``n_best_is_last`` counts those whose best evaluation was their
+  last one (possibly stopped before their minimum) and ``n_capped`` those that reached their
+  budget instead of passing their minimum by the stopping rule; ``best_flagged`` marks a best beta
+  that includes a run of either kind.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ import warnings
 
 import numpy as np
 import xarray as xr
+
+# the aggregate's code of a run that reached its budget (adamnoise.aggregate.STOP_CODES)
+STOP_CAP_CODE = 1
 
 # the "default" value of each beta, the baseline of Table 1's Delta
 DEFAULT_BETA = {"beta2": 0.999, "beta1": 0.9}
@@ -94,6 +103,7 @@ def sweep_optima(
     ``noise_ratio``: lambda per batch size (``predict_flips``'s ``noise_ratio_own``); without it,
     or where the theory does not apply (``theory_applies``), no sign is predicted.
     """
+    aggregate = aggregate.sortby(axis)
     ppl = candidate_ppl(aggregate)
     cells = [d for d in ppl.dims if d not in (axis, "seed")]
     ppl = ppl.transpose(*cells, axis, "seed")
@@ -132,14 +142,17 @@ def sweep_optima(
             high[cell] = betas[int(np.quantile(winners, 1 - alpha, method="higher"))]
             p_best[cell] = float(np.mean(winners == best[cell]))
 
-    top = np.argsort(betas)[-slope_points:]
+    # each seed's own argmin (NaN-safe: a seed with a missing or diverged value has none)
+    own_best = _argmin_candidates(
+        np.moveaxis(np.where(np.isfinite(values), values, np.nan), -1, -2)
+    )
+    seed_winners = np.where(has_best, (own_best == best[..., None]).sum(-1), 0)
+
+    top = np.arange(len(betas))[-slope_points:]  # sorted: the values nearest 1
     x = -np.log10(1 - betas[top])
     slope = _slopes(mean[..., top], x)
-    boot_slope = _slopes(resampled[..., top], x)  # [R, ...]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # cells without a finite slope: NaN
-        slope_low = np.nanquantile(boot_slope, alpha, axis=0)
-        slope_high = np.nanquantile(boot_slope, 1 - alpha, axis=0)
+    seed_slopes = _slopes(np.moveaxis(values[..., top, :], -1, -2), x)  # [..., S]
+    slope_low, slope_high = _t_interval(seed_slopes)
     slope_low = np.where(np.isfinite(slope), slope_low, np.nan)
     slope_high = np.where(np.isfinite(slope), slope_high, np.nan)
 
@@ -151,10 +164,16 @@ def sweep_optima(
             np.isfinite(default_ppl), (default_ppl - best_ppl) / default_ppl * 100, np.nan
         )
 
-    last = aggregate["best_is_last"].where(aggregate["status"] >= 0)
+    completed_runs = aggregate["status"] == 0
+    last = aggregate["best_is_last"].where(completed_runs, 0)
     last = last.transpose(*cells, axis, "seed").values
-    n_last = np.nansum(last, axis=(-2, -1)).astype(int)
-    best_flagged = np.take_along_axis(np.nansum(last, axis=-1), take, -1)[..., 0] > 0
+    capped = (aggregate["stop_reason"] == STOP_CAP_CODE) if "stop_reason" in aggregate else False
+    capped = xr.zeros_like(aggregate["status"]) + (completed_runs & capped)
+    capped = capped.transpose(*cells, axis, "seed").values
+    n_last = last.sum(axis=(-2, -1)).astype(int)
+    n_capped = capped.sum(axis=(-2, -1)).astype(int)
+    flagged_runs = ((last + capped) > 0).sum(-1)
+    best_flagged = np.take_along_axis(flagged_runs, take, -1)[..., 0] > 0
     best_flagged &= has_best
 
     coords = {d: aggregate[d].values for d in cells}
@@ -177,8 +196,21 @@ def sweep_optima(
             "n_diverged": ((*cell_dims, axis), np.isinf(values).sum(-1)),
             f"best_{axis}": (cell_dims, best_beta, {"description": "argmin of the seed mean"}),
             "best_min_val_ppl": (cell_dims, best_ppl),
-            "best_low": (cell_dims, low, {"description": f"{alpha:.1%} bootstrap quantile"}),
-            "best_high": (cell_dims, high, {"description": f"{1 - alpha:.1%} bootstrap quantile"}),
+            "seed_winners": (
+                cell_dims,
+                seed_winners,
+                {"description": "seeds whose own argmin is the best value"},
+            ),
+            "best_low": (
+                cell_dims,
+                low,
+                {"description": f"{alpha:.1%} quantile of the winner over seed resamples"},
+            ),
+            "best_high": (
+                cell_dims,
+                high,
+                {"description": f"{1 - alpha:.1%} quantile of the winner over seed resamples"},
+            ),
             "p_best": (cell_dims, p_best, {"description": "share of resamples the best wins"}),
             "default_min_val_ppl": (cell_dims, default_ppl),
             "delta_pct": (
@@ -191,9 +223,14 @@ def sweep_optima(
                 slope,
                 {"description": f"d(mean ppl)/d(-log10(1-{axis})) over the top values"},
             ),
-            "slope_low": (cell_dims, slope_low),
-            "slope_high": (cell_dims, slope_high),
+            "slope_low": (
+                cell_dims,
+                slope_low,
+                {"description": "paired t-interval over the seeds' own slopes, lower end"},
+            ),
+            "slope_high": (cell_dims, slope_high, {"description": "upper end"}),
             "n_best_is_last": (cell_dims, n_last),
+            "n_capped": (cell_dims, n_capped, {"description": "completed runs that hit the cap"}),
             "best_flagged": (cell_dims, best_flagged.astype(np.int8)),
         },
         coords={**coords, axis: betas},
@@ -209,10 +246,21 @@ def sweep_optima(
     )
     predicted = xr.zeros_like(result["slope"], dtype=np.int8)
     if noise_ratio is not None:
-        predicted = predicted_slope_sign(axis, noise_ratio, _fixed_beta(aggregate, axis))
+        window = (float(betas[top].min()), float(betas[top].max()))
+        predicted = predicted_slope_sign(axis, noise_ratio, _fixed_beta(aggregate, axis), window)
         predicted = predicted.broadcast_like(result["slope"]).astype(np.int8)
     result["predicted_slope_sign"] = predicted.assign_attrs(
-        description="sign of d ppl / d beta near 1 that seed 000 predicts (0: none)"
+        description="sign of d ppl / d beta over the slope's beta values that seed 000 predicts "
+        "(0: none)"
+    )
+    result["seeds_agreeing"] = (
+        cell_dims,
+        np.where(
+            predicted.values != 0,
+            (np.sign(seed_slopes) == predicted.values[..., None]).sum(-1),
+            0,
+        ),
+        {"description": "seeds whose own slope has the predicted sign"},
     )
     result["slope_verdict"] = xr.apply_ufunc(
         slope_verdict, predicted, result["slope_low"], result["slope_high"], vectorize=True
@@ -220,34 +268,52 @@ def sweep_optima(
     return result
 
 
+def _t_interval(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided ``CONFIDENCE`` t-interval of the mean over the last axis (NaN if any is NaN)."""
+    from scipy import stats
+
+    n = samples.shape[-1]
+    if n < 2:
+        nan = np.full(samples.shape[:-1], np.nan)
+        return nan, nan
+    mean = samples.mean(axis=-1)
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * samples.std(axis=-1, ddof=1) / np.sqrt(n)
+    return mean - half, mean + half
+
+
 def _fixed_beta(aggregate: xr.Dataset, axis: str) -> float:
     other = THEORY_FIXED[axis][0]
     return float(aggregate[other].values[0]) if other in aggregate.dims else float("nan")
 
 
-def predicted_slope_sign(axis: str, noise_ratio: xr.DataArray, fixed: float) -> xr.DataArray:
-    """Sign of d(min ppl)/d(beta) near 1 predicted by seed 000 Lemmas 3.4-3.6.
+def predicted_slope_sign(
+    axis: str,
+    noise_ratio: xr.DataArray,
+    fixed: float,
+    window: tuple[float, float] | None = None,
+) -> xr.DataArray:
+    """Sign of d(min ppl)/d(beta) over ``window`` predicted by seed 000 (Sec. 3.3).
 
-    C_total (the implicit regulariser) increasing in the beta is read as a falling perplexity
-    (sign -1), decreasing as a rising one (+1); between the two lemma thresholds the lemmas say
-    nothing (0). For beta2 (beta1 fixed) small batches (large lambda) predict -1; for beta1
-    (beta2 = 0.999) the opposite. The "below" side includes lambda = 0 (full batch): there the
-    derivative of C_total is its full-batch part alone, whose sign is that of the small-lambda side
-    (the threshold is the infimum of -FB'/S' > 0, so FB' has the sign of that side throughout).
+    C_total (the implicit regulariser) strictly increasing in the beta over the window is read as
+    a falling perplexity (sign -1), strictly decreasing as a rising one (+1); where its derivative
+    changes sign inside the window there is no prediction (0). The derivative is
+    C_total' = FB' + lambda S' (``c_total_derivative``), evaluated on a dense grid of the window.
+    Without a window, [0.9, 1): the lemmas' interval, so that Lemmas 3.4-3.6 are reproduced
+    (beta2 with beta1 = 0.9: -1 for lambda >= 0.5082, +1 for lambda <= 0.4945). For beta2, small
+    batches (large lambda) predict -1 and full batch (lambda = 0) +1; for beta1 the opposite.
     """
-    from adamnoise.theory.implicit_bias import monotonicity_thresholds
+    from adamnoise.theory.implicit_bias import OPEN_END, c_total_derivative, sweep_grid
 
-    t = monotonicity_thresholds(axis, fixed)
-
-    def side(lam: float, threshold: float, where: str) -> bool:
-        return lam >= threshold if where == "above" else 0 <= lam <= threshold
+    lo, hi = window if window is not None else (0.9, OPEN_END)
+    grid = sweep_grid(lo, min(hi, OPEN_END), n_uniform=401, n_geometric=101)
 
     def sign(lam: float) -> int:
         if not np.isfinite(lam):
             return 0
-        if side(lam, t.lambda_increasing, t.increasing_side):
+        derivative = c_total_derivative(axis, fixed, grid, lam)
+        if np.all(derivative > 0):
             return -1
-        if side(lam, t.lambda_decreasing, t.decreasing_side):
+        if np.all(derivative < 0):
             return 1
         return 0
 
@@ -302,7 +368,10 @@ def table1(optima: xr.Dataset, published: dict | None = None) -> pd.DataFrame:  
         "slope_high",
         "predicted_slope_sign",
         "slope_verdict",
+        "seed_winners",
+        "seeds_agreeing",
         "n_best_is_last",
+        "n_capped",
         "best_flagged",
     ]
     frame = optima[names].to_dataframe().reset_index()

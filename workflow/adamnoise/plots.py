@@ -58,9 +58,9 @@ def beta_sweep(
     against ``axis`` with +-1 standard deviation over seeds as error bars and every seed as a
     dot; the best value of each batch size is circled; runs whose best evaluation was their last
     (possibly stopped before their minimum) are crossed in red. Bottom row: the best value against
-    the realised batch size N/m with its bootstrap interval over seeds, and, where the theory
-    applies (``theory_reason`` is None), the predicted flip: lambda = threshold with the pooled
-    median B_simple (dashed; band: its quartiles) and with each batch size's own B_simple
+    the realised batch size N/m with the range of the winner over seed resamples, and, where the
+    theory applies (``theory_reason`` is None), the predicted flip: lambda = threshold with the
+    pooled median B_simple (dashed; band: its quartiles) and with each batch size's own B_simple
     (dotted).
     """
     others = {d: 0 for d in optima["mean_min_val_ppl"].dims if d not in ("batch_size", "lr", axis)}
@@ -85,7 +85,13 @@ def beta_sweep(
         2, len(lrs), figsize=(max(7, 4.8 * len(lrs)), 8), squeeze=False, constrained_layout=True
     )
     values = aggregate[axis].values
-    n_flagged = int(last.where(aggregate["status"].isel(fixed) >= 0).sum())
+    completed = aggregate["status"].isel(fixed) == 0
+    n_flagged = int(last.where(completed, 0).sum())
+    n_capped = (
+        int(((aggregate["stop_reason"].isel(fixed) == 1) & completed).sum())
+        if "stop_reason" in aggregate
+        else 0
+    )
     for column, lr in enumerate(lrs):
         ax = axes[0, column]
         for b in batch_sizes:
@@ -101,7 +107,8 @@ def beta_sweep(
             runs = ppl.sel(lr=lr, batch_size=b).transpose(axis, "seed")
             for seed in runs["seed"].values:
                 ax.plot(values, runs.sel(seed=seed), ".", color=colour, alpha=0.35, ms=4)
-            flagged = last.sel(lr=lr, batch_size=b).transpose(axis, "seed").values == 1
+            flagged = (last == 1) & completed
+            flagged = flagged.sel(lr=lr, batch_size=b).transpose(axis, "seed").values
             if flagged.any():
                 xs = np.repeat(values[:, None], flagged.shape[1], axis=1)[flagged]
                 ax.plot(xs, runs.values[flagged], "x", color="tab:red", ms=8, mew=2)
@@ -123,12 +130,13 @@ def beta_sweep(
         ax.errorbar(
             realised, centre, yerr=_interval(centre, cells["best_low"].values,
                                              cells["best_high"].values),
-            fmt="s-", color="k", capsize=3, label=f"empirical best {GREEK[axis]} (95 % bootstrap)",
+            fmt="s-", color="k", capsize=3,
+            label=f"empirical best {GREEK[axis]} (range over seed resamples)",
         )  # fmt: skip
         flagged = cells["best_flagged"].values == 1
         if flagged.any():
             ax.plot(realised[flagged], centre[flagged], "x", color="tab:red", ms=10, mew=2,
-                    label="best includes a run stopped at its last evaluation")  # fmt: skip
+                    label="best includes a run that may not have passed its minimum")  # fmt: skip
         if applies:
             ax.axvspan(low, high, color="tab:red", alpha=0.15, label="flip, B_simple quartiles")
             ax.axvline(flip_median, color="tab:red", ls="--", label=f"flip (λ={threshold:g})")
@@ -151,8 +159,11 @@ def beta_sweep(
     else:
         title += f"; no flip prediction ({theory_reason})"
     title += f" (N = {flips.attrs['n_train_sequences']})"
-    if n_flagged:
-        title += f"\n{n_flagged} run(s) had their best evaluation last (red ×)"
+    if n_flagged or n_capped:
+        title += (
+            f"\n{n_flagged} run(s) had their best evaluation last (red ×), "
+            f"{n_capped} reached their budget before the stopping rule"
+        )
     fig.suptitle(title)
     return fig
 

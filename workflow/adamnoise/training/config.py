@@ -48,6 +48,9 @@ class TrainingConfig:
     # stop once this many evaluations in a row have not improved on the minimal validation loss
     # (the run has passed its minimum); None trains to the cap
     patience: int | None = None
+    # ... and once the steps since the best evaluation are at least this fraction of its step, so
+    # that a full-batch run (one evaluation per step) is not stopped by a spike of a few steps
+    patience_fraction: float = 0.0
     eval_batch_size: int = 64
     test_at_best: bool = False
     checkpoint_every: int = 0  # optimiser steps between checkpoints; 0 disables
@@ -203,6 +206,10 @@ def _check_values(config: RunConfig) -> None:
         )
     if t.patience is not None and t.patience < 1:
         raise ConfigError("training.patience", f"must be >= 1 or null, got {t.patience}")
+    if not (t.patience_fraction >= 0 and math.isfinite(t.patience_fraction)):
+        raise ConfigError(
+            "training.patience_fraction", f"must be a number >= 0, got {t.patience_fraction}"
+        )
     if not (t.epochs > 0 and math.isfinite(t.epochs)):
         raise ConfigError("training.epochs", f"must be a positive number, got {t.epochs}")
     if t.max_steps is not None and t.max_steps < 1:

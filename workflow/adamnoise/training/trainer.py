@@ -17,9 +17,12 @@ stops, and its result file is written with status ``diverged``; it is not an err
 
 Stopping (seed 000 trains "until the model overfits"). The cap is ``epochs`` (and ``max_steps``).
 With ``patience = p`` the run stops at the first evaluation that is the p-th in a row without a
-new minimum of the validation loss: it has passed its minimum. The result records why it stopped
-(``stop_reason``: ``patience``, ``cap`` or ``diverged``) and whether its best evaluation is its
-last one (``best_is_last``): such a run's "minimum" may only be where training stopped.
+new minimum of the validation loss and at least ``patience_fraction`` times the best evaluation's
+step after it: it has passed its minimum. (Patience counts evaluations, which are one step apart
+at full batch; the fraction keeps a short loss spike there from ending the run.) The result
+records why it stopped (``stop_reason``: ``patience``, ``cap`` or ``diverged``) and whether its
+best evaluation is its last one (``best_is_last``): such a run's "minimum" may only be where
+training stopped.
 """
 
 from __future__ import annotations
@@ -272,9 +275,17 @@ class Trainer:
         return self._micro_slices[batch_size]
 
     @property
-    def evals_since_best(self) -> int:
+    def passed_minimum(self) -> bool:
+        """The stopping rule of the module docstring (False without ``patience``)."""
+        t = self.config.training
         best = self.history.best_index
-        return len(self.history.val_loss) - 1 - best if best is not None else 0
+        if t.patience is None or best is None:
+            return False
+        best_step = self.history.eval_step[best]
+        evals_since = len(self.history.val_loss) - 1 - best
+        return evals_since >= t.patience and self.step - best_step >= (
+            t.patience_fraction * best_step
+        )
 
     def train_step(self) -> tuple[float, bool]:
         """One optimiser step; returns (loss, diverged)."""
@@ -341,11 +352,13 @@ class Trainer:
                     break
                 if self.step % self.eval_interval == 0 or self.step == self.total_steps:
                     self._evaluate_and_record(progress)
-                    if t.patience is not None and self.evals_since_best >= t.patience:
+                    if self.passed_minimum:
                         stop_reason = STOP_PATIENCE
                         progress.message(
-                            f"passed the minimum: {t.patience} evaluations without improvement "
-                            f"(best at step {self.history.eval_step[self.history.best_index]})"
+                            f"passed the minimum: no improvement for "
+                            f"{len(self.history.val_loss) - 1 - self.history.best_index} "
+                            f"evaluations (best at step "
+                            f"{self.history.eval_step[self.history.best_index]})"
                         )
                         break
                 if (
