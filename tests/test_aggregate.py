@@ -166,9 +166,12 @@ def test_report_figures_draw_the_measurements_and_the_prediction(trained):
     flip = float(flips["flip_batch_size"].sel(threshold=0.5, quantile=0.5))
     dashed = [line for line in best_axes.get_lines() if line.get_linestyle() == "--"]
     assert [line.get_xdata()[0] for line in dashed] == [pytest.approx(flip)]
+    # each batch size is labelled with the sign predicted from its own lambda, as in Table 1
     labels = [text.get_text() for text in sweep_axes.get_legend().get_texts()]
-    expected_side = "high β2 predicted" if flip > 4 else "low β2 predicted"
-    assert expected_side in labels[0]
+    words = {-1: "high β2 predicted", 1: "low β2 predicted", 0: "no prediction"}
+    for label, b in zip(labels, dataset["batch_size"].values, strict=True):
+        sign = int(optima["predicted_slope_sign"].sel(batch_size=b).squeeze())
+        assert label == f"b={b} ({words[sign]})"
 
     figure = plots.noise_scale(dataset)
     assert len(figure.axes[0].get_lines()) == 3  # the three runs that exist

@@ -11,12 +11,9 @@ import xarray as xr
 # which lambda threshold predicts the flip of which beta (seed 000 Lemmas 3.4 and 3.6)
 FLIP_THRESHOLD = {"beta2": 0.5, "beta1": 1.0}
 GREEK = {"beta1": "β1", "beta2": "β2"}
-# what the theory predicts on each side of the flip (seed 000 Sec. 3.3): small batches (large
-# lambda) favour a high beta2 but a low beta1; large batches the opposite
-PREDICTED_SIDE = {
-    "beta2": {"small": "high β2 predicted", "large": "low β2 predicted"},
-    "beta1": {"small": "low β1 predicted", "large": "high β1 predicted"},
-}
+# the predicted sign of d(min ppl)/d(beta) (optima.predicted_slope_sign) in words: falling
+# perplexity towards beta = 1 favours a high beta
+PREDICTED_BY_SIGN = {-1: "high {} predicted", 1: "low {} predicted", 0: "no prediction"}
 
 
 def _log_one_minus(beta):
@@ -98,8 +95,10 @@ def beta_sweep(
             colour = palette[b]
             curve = mean_ppl.sel(lr=lr, batch_size=b)
             label = f"b={b}"
-            if applies:
-                label += f" ({PREDICTED_SIDE[axis]['small' if b < flip_median else 'large']})"
+            if applies and "predicted_slope_sign" in best:
+                # the sign predicted from this batch size's own lambda, as in Table 1
+                sign = int(best["predicted_slope_sign"].sel(lr=lr, batch_size=b))
+                label += f" ({PREDICTED_BY_SIGN[sign].format(GREEK[axis])})"
             ax.errorbar(
                 values, curve, yerr=std_ppl.sel(lr=lr, batch_size=b).fillna(0), fmt="o-",
                 color=colour, ms=3, capsize=2, label=label,
