@@ -202,3 +202,50 @@ def test_predicted_sign_over_a_window_near_one():
         assert sign == 1
     else:
         assert sign == 0
+
+
+def test_beta1_sweep_predicts_the_opposite_direction_and_draws():
+    """Seed 000 for beta1 (beta2 = 0.999): small batches favour a low beta1, large a high one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from adamnoise import plots
+
+    rng = np.random.default_rng(0)
+    dims = ("batch_size", "beta1", "beta2", "lr", "seed")
+    shape = (2, 3, 1, 1, 2)
+    zeros = np.zeros(shape, np.int8)
+    data = xr.Dataset(
+        {
+            "min_val_ppl": (dims, 10 + rng.random(shape)),
+            "status": (dims, zeros),
+            "best_is_last": (dims, zeros),
+            "stop_reason": (dims, zeros),
+        },
+        coords={
+            "batch_size": [8, 64],
+            "beta1": [0.5, 0.9, 0.99],
+            "beta2": [0.999],
+            "lr": [1e-3],
+            "seed": [0, 1],
+            "mean_batch_size": ("batch_size", [8.0, 64.0]),
+        },
+        attrs={"experiment": "b1"},
+    )
+    lam = xr.DataArray([3.0, 0.1], coords={"batch_size": [8, 64]}, dims="batch_size")
+    optima = sweep_optima(data, "beta1", noise_ratio=lam)
+    assert optima["predicted_slope_sign"].squeeze().values.tolist() == [1, -1]
+    flips = xr.Dataset(
+        {
+            "flip_batch_size": (("threshold", "quantile"), [[20, 30, 40], [10, 15, 20]]),
+            "flip_batch_size_own": ("threshold", [25.0, 12.0]),
+        },
+        coords={"threshold": [1.0, 0.5], "quantile": [0.25, 0.5, 0.75]},
+        attrs={"n_train_sequences": 512},
+    )
+    figure = plots.beta_sweep(data, flips, optima, "beta1")
+    labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert labels == ["b=8 (low β1 predicted)", "b=64 (high β1 predicted)"]
+    figure = plots.beta_sweep(data, flips, optima, "beta1", "optimizer 'sgd' is not Adam")
+    assert "no flip prediction (optimizer 'sgd' is not Adam)" in figure._suptitle.get_text()
+    assert not [line for line in figure.axes[1].get_lines() if line.get_linestyle() == "--"]
