@@ -38,8 +38,9 @@ import warnings
 import numpy as np
 import xarray as xr
 
-# the aggregate's code of a run that reached its budget (adamnoise.aggregate.STOP_CODES)
-STOP_CAP_CODE = 1
+from adamnoise.aggregate import STOP_CODES
+
+STOP_CAP_CODE = STOP_CODES["cap"]  # a run that reached its budget
 
 # the "default" value of each beta, the baseline of Table 1's Delta
 DEFAULT_BETA = {"beta2": 0.999, "beta1": 0.9}
@@ -128,19 +129,8 @@ def sweep_optima(
     # a value that is not a candidate on all seeds is not one in any resample either
     resampled = np.where(np.isfinite(mean)[..., None], resampled, np.inf)
     resampled = np.moveaxis(resampled, -1, 0)  # [R, ..., K]
-    boot_best = _argmin_candidates(resampled)  # [R, ...]
     alpha = (1 - CONFIDENCE) / 2
-    valid = boot_best >= 0
-    low = np.full(best.shape, np.nan)
-    high = np.full(best.shape, np.nan)
-    p_best = np.full(best.shape, np.nan)
-    for cell in np.ndindex(best.shape):
-        winners = boot_best[(slice(None), *cell)]
-        winners = winners[valid[(slice(None), *cell)]]
-        if winners.size and has_best[cell]:
-            low[cell] = betas[int(np.quantile(winners, alpha, method="lower"))]
-            high[cell] = betas[int(np.quantile(winners, 1 - alpha, method="higher"))]
-            p_best[cell] = float(np.mean(winners == best[cell]))
+    low, high, p_best = _winner_spread(_argmin_candidates(resampled), best, betas, alpha)
 
     # each seed's own argmin (NaN-safe: a seed with a missing or diverged value has none)
     own_best = _argmin_candidates(
@@ -164,12 +154,7 @@ def sweep_optima(
             np.isfinite(default_ppl), (default_ppl - best_ppl) / default_ppl * 100, np.nan
         )
 
-    completed_runs = aggregate["status"] == 0
-    last = aggregate["best_is_last"].where(completed_runs, 0)
-    last = last.transpose(*cells, axis, "seed").values
-    capped = (aggregate["stop_reason"] == STOP_CAP_CODE) if "stop_reason" in aggregate else False
-    capped = xr.zeros_like(aggregate["status"]) + (completed_runs & capped)
-    capped = capped.transpose(*cells, axis, "seed").values
+    last, capped = (flags.transpose(*cells, axis, "seed").values for flags in run_flags(aggregate))
     n_last = last.sum(axis=(-2, -1)).astype(int)
     n_capped = capped.sum(axis=(-2, -1)).astype(int)
     flagged_runs = ((last + capped) > 0).sum(-1)
@@ -266,6 +251,32 @@ def sweep_optima(
         slope_verdict, predicted, result["slope_low"], result["slope_high"], vectorize=True
     ).assign_attrs(description="measured sign vs predicted: " + ", ".join(VERDICTS))
     return result
+
+
+def _winner_spread(
+    boot_best: np.ndarray, best: np.ndarray, betas: np.ndarray, alpha: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell: the alpha / 1 - alpha quantiles of the winning beta over resamples (``boot_best``,
+    [R, ...], -1 where none won) and the share of resamples the point estimate ``best`` wins."""
+    low, high, p_best = (np.full(best.shape, np.nan) for _ in range(3))
+    for cell in np.ndindex(best.shape):
+        winners = boot_best[(slice(None), *cell)]
+        winners = winners[winners >= 0]
+        if winners.size and best[cell] >= 0:
+            low[cell] = betas[int(np.quantile(winners, alpha, method="lower"))]
+            high[cell] = betas[int(np.quantile(winners, 1 - alpha, method="higher"))]
+            p_best[cell] = float(np.mean(winners == best[cell]))
+    return low, high, p_best
+
+
+def run_flags(aggregate: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray]:
+    """Completed runs whose best evaluation was their last, and those that hit their cap (0/1)."""
+    completed = aggregate["status"] == 0
+    last = aggregate["best_is_last"].where(completed, 0)
+    capped = xr.zeros_like(last)
+    if "stop_reason" in aggregate:
+        capped = ((aggregate["stop_reason"] == STOP_CAP_CODE) & completed).astype(last.dtype)
+    return last, capped
 
 
 def _t_interval(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

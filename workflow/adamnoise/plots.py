@@ -8,6 +8,8 @@ import numpy as np
 import seaborn as sns
 import xarray as xr
 
+from adamnoise.optima import run_flags
+
 # which lambda threshold predicts the flip of which beta (seed 000 Lemmas 3.4 and 3.6)
 FLIP_THRESHOLD = {"beta2": 0.5, "beta1": 1.0}
 GREEK = {"beta1": "β1", "beta2": "β2"}
@@ -66,7 +68,6 @@ def beta_sweep(
     best = optima.isel({d: 0 for d in others if d in optima[f"best_{axis}"].dims})
     fixed = {d: 0 for d in others if d in aggregate["min_val_ppl"].dims}
     ppl = aggregate["min_val_ppl"].where(aggregate["status"] == 0).isel(fixed)
-    last = aggregate["best_is_last"].isel(fixed)
     threshold = FLIP_THRESHOLD[axis]
     applies = theory_reason is None
     flip = flips["flip_batch_size"].sel(threshold=threshold)
@@ -82,13 +83,8 @@ def beta_sweep(
         2, len(lrs), figsize=(max(7, 4.8 * len(lrs)), 8), squeeze=False, constrained_layout=True
     )
     values = aggregate[axis].values
-    completed = aggregate["status"].isel(fixed) == 0
-    n_flagged = int(last.where(completed, 0).sum())
-    n_capped = (
-        int(((aggregate["stop_reason"].isel(fixed) == 1) & completed).sum())
-        if "stop_reason" in aggregate
-        else 0
-    )
+    last_runs, capped_runs = (flags.isel(fixed) for flags in run_flags(aggregate))
+    n_flagged, n_capped = int(last_runs.sum()), int(capped_runs.sum())
     for column, lr in enumerate(lrs):
         ax = axes[0, column]
         for b in batch_sizes:
@@ -106,8 +102,7 @@ def beta_sweep(
             runs = ppl.sel(lr=lr, batch_size=b).transpose(axis, "seed")
             for seed in runs["seed"].values:
                 ax.plot(values, runs.sel(seed=seed), ".", color=colour, alpha=0.35, ms=4)
-            flagged = (last == 1) & completed
-            flagged = flagged.sel(lr=lr, batch_size=b).transpose(axis, "seed").values
+            flagged = last_runs.sel(lr=lr, batch_size=b).transpose(axis, "seed").values == 1
             if flagged.any():
                 xs = np.repeat(values[:, None], flagged.shape[1], axis=1)[flagged]
                 ax.plot(xs, runs.values[flagged], "x", color="tab:red", ms=8, mew=2)

@@ -180,8 +180,8 @@ class Trainer:
         self.total_steps = total_steps_of(t.epochs, self.steps_per_epoch, t.max_steps)
         self.eval_interval = max(1, round(t.eval_every * self.steps_per_epoch))
 
-        # realised batch sizes are ceil(N/m) and floor(N/m): their micro-batch slices, cached
-        self._micro_slices: dict[int, list[slice]] = {}
+        # realised batch sizes are ceil(N/m) and floor(N/m): their micro-batch slices and B_small
+        self._micro_batches: dict[int, tuple[list[slice], float]] = {}
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         with _blame("optimizer", (ValueError, TypeError)):
@@ -267,12 +267,15 @@ class Trainer:
             }
         progress.evaluation(self.step, perplexity(val_loss))
 
-    def micro_slices(self, batch_size: int) -> list[slice]:
-        if batch_size not in self._micro_slices:
-            self._micro_slices[batch_size] = split_micro_batches(
+    def micro_batches(self, batch_size: int) -> tuple[list[slice], float]:
+        """The micro-batch slices of a batch and their B_small (harmonic mean size), cached."""
+        if batch_size not in self._micro_batches:
+            slices = split_micro_batches(
                 batch_size, min(self.config.training.micro_batch, batch_size)
             )
-        return self._micro_slices[batch_size]
+            b_small = small_batch_size([s.stop - s.start for s in slices])
+            self._micro_batches[batch_size] = slices, b_small
+        return self._micro_batches[batch_size]
 
     @property
     def passed_minimum(self) -> bool:
@@ -292,7 +295,7 @@ class Trainer:
         t = self.config.training
         indices = self.sampler.batch_indices(self.step).to(self.device)
         inputs, targets = self.train_cut.batch(indices)
-        slices = self.micro_slices(len(indices))
+        slices, b_small = self.micro_batches(len(indices))
         micro_batches = [(inputs[s], targets[s]) for s in slices]
         self.update_tracker.before()
         loss, small_sq, big_sq = self.accumulator.run(self.loss_of, micro_batches, self.autocast)
@@ -306,7 +309,6 @@ class Trainer:
             [loss, small_sq, big_sq, max_update]
         ).tolist()
         self.step += 1
-        b_small = small_batch_size([s.stop - s.start for s in slices])
         self.noise.update(small_sq, big_sq, b_small, len(indices))
         self.history.record_step(
             loss=loss,
@@ -402,9 +404,7 @@ class Trainer:
             "mean_batch_size": self.train_cut.num_sequences / self.steps_per_epoch,
             "total_steps_planned": self.total_steps,
             # of the epoch's first (largest) batch; the estimator uses each step's own sizes
-            "noise_scale_b_small": small_batch_size(
-                [s.stop - s.start for s in self.micro_slices(first_batch)]
-            ),
+            "noise_scale_b_small": self.micro_batches(first_batch)[1],
             "noise_scale_b_big": first_batch,
             "num_parameters": sum(p.numel() for p in self.model.parameters()),
             **as_attrs(collect(device=device_name)),
