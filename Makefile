@@ -8,7 +8,7 @@ CORES ?= 2
 # the rules call the `adamnoise` command: put the environment's bin first, as `activate` would
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test lint setup slurm-packages clean
+.PHONY: run test test-fast lint lock setup slurm-packages clean
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,14 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint --cores 1
+
+# Exact versions of the environment the tests pass in (archival): envs/adamnoise.lock.txt for pip,
+# envs/adamnoise.pinned.yaml for conda (python pinned, the rest from the lock file). torch loses its
+# local "+cpu" tag so that the same pin installs the CUDA build on a GPU cluster.
+lock: setup
+	@{ echo "# pip freeze of the tested environment ($$($(BIN)/python --version)), written by make lock"; \
+	  $(BIN)/pip freeze --exclude-editable | sed -E 's/^(torch==[^+]+)\+.*/\1/'; } > envs/adamnoise.lock.txt
+	@echo "wrote envs/adamnoise.lock.txt"
 
 clean:
 	rm -rf results/* .snakemake

@@ -16,6 +16,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/theory.smk"
+include: "workflow/rules/toy.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 

@@ -14,6 +14,7 @@ import pytest
 
 from adamnoise.cli import main
 from adamnoise.theory import implicit_bias as ib
+from adamnoise.theory import lemmas as lm
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,7 @@ def test_lemmas_json(capsys):
         assert row["consistent"] is True
     lemma_34 = rows[0]
     assert lemma_34["lemma"] == "3.4" and lemma_34["fixed"] == "beta1=0.9"
-    expected = ib.monotonicity_thresholds("beta2", 0.9)
+    expected = lm.monotonicity_thresholds("beta2", 0.9)
     assert lemma_34["lambda_increasing"] == pytest.approx(expected.lambda_increasing, rel=1e-12)
     assert lemma_34["printed_increasing"] == 0.5082
     assert lemma_34["printed_decreasing"] == 0.494
@@ -134,3 +135,28 @@ def test_recommend_subprocess_exit_code():
     )
     assert proc.returncode == 2, proc.stderr
     assert "batch_size (2000) must not exceed n_samples (1000)" in proc.stderr
+
+
+def test_theory_rules_prints_every_rule(capsys):
+    from adamnoise.theory.scaling_rules import RULES
+
+    argv = ["theory", "rules", "--batch-sizes", "8", "32", "256", "--anchor-beta", "0.999"]
+    argv += ["--n-samples", "256", "--b-simple", "20", "--json"]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["axis"] == "beta2" and result["fixed"] == 0.9
+    rows = {row["batch_size"]: row for row in result["rows"]}
+    assert set(RULES) <= set(rows[32.0])
+    # lambda = (256/32 - 1)/(255) * 20 = 0.549 > 0.5082: seed 000 takes the highest candidate
+    assert rows[32.0]["noise_ratio"] == pytest.approx(7 / 255 * 20)
+    assert rows[32.0]["implicit_bias"] == 0.9995 and rows[256.0]["implicit_bias"] == 0.9
+    assert rows[32.0]["token_half_life"] == pytest.approx(0.999**4)
+    assert rows[256.0]["sqrt_scaling"] == pytest.approx(0.968)
+    assert rows[256.0]["equal_betas"] == 0.9 and rows[256.0]["fixed_default"] == 0.999
+
+
+def test_theory_rules_rejects_bad_input_naming_the_flag(capsys):
+    argv = ["theory", "rules", "--batch-sizes", "8", "512", "--anchor-beta", "1.0"]
+    assert main([*argv, "--n-samples", "256", "--b-simple", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "--anchor-beta" in err and "--batch-sizes" in err

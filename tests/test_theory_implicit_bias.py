@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from adamnoise.theory import implicit_bias as ib
+from adamnoise.theory import lemmas as lm
+from adamnoise.theory import rule_of_thumb as rc
 from adamnoise.theory.taylor import Taylor2
 
 # ---------------------------------------------------------------------------------------------
@@ -211,7 +213,7 @@ def round_conservatively(value: float, printed: float, side: str) -> float:
 
 @pytest.fixture(scope="module")
 def thresholds():
-    return {key: ib.monotonicity_thresholds(*key) for key in ib_sweeps()}
+    return {key: lm.monotonicity_thresholds(*key) for key in ib_sweeps()}
 
 
 def ib_sweeps():
@@ -245,14 +247,14 @@ def test_lemma_3_5_convex_range(thresholds):
     x = ib.sweep_grid(0.9)
     for lam in (0.5001, 1.0, 2.0, 2.684):
         assert np.all(ib.c_total_derivative("beta2", 0.99, x, lam, order=2) > 0)
-        argmin = ib.sweep_minimiser("beta2", 0.99, lam)
+        argmin = lm.sweep_minimiser("beta2", 0.99, lam)
         assert 0.9 < argmin < 1.0
         assert ib.c_total_derivative("beta2", 0.99, argmin, lam) == pytest.approx(0, abs=1e-6)
         values = ib.c_total(0.99, x, lam)
         assert ib.c_total(0.99, argmin, lam) <= values.min() + 1e-9
     # outside the range: monotone, no interior minimiser
-    assert np.isnan(ib.sweep_minimiser("beta2", 0.99, 2.69))
-    assert np.isnan(ib.sweep_minimiser("beta2", 0.99, 0.49))
+    assert np.isnan(lm.sweep_minimiser("beta2", 0.99, 2.69))
+    assert np.isnan(lm.sweep_minimiser("beta2", 0.99, 0.49))
 
 
 @pytest.mark.parametrize("key", ib_sweeps())
@@ -267,24 +269,24 @@ def test_thresholds_agree_with_direct_sign_check(thresholds, key):
     def inside(value, side):
         return value - step if side == "above" else value + step
 
-    assert ib.is_strictly_monotone(*key, beyond(t.lambda_increasing, t.increasing_side)) == 1
-    assert ib.is_strictly_monotone(*key, inside(t.lambda_increasing, t.increasing_side)) != 1
-    assert ib.is_strictly_monotone(*key, beyond(t.lambda_decreasing, t.decreasing_side)) == -1
-    assert ib.is_strictly_monotone(*key, inside(t.lambda_decreasing, t.decreasing_side)) != -1
+    assert lm.is_strictly_monotone(*key, beyond(t.lambda_increasing, t.increasing_side)) == 1
+    assert lm.is_strictly_monotone(*key, inside(t.lambda_increasing, t.increasing_side)) != 1
+    assert lm.is_strictly_monotone(*key, beyond(t.lambda_decreasing, t.decreasing_side)) == -1
+    assert lm.is_strictly_monotone(*key, inside(t.lambda_decreasing, t.decreasing_side)) != -1
 
 
 def test_lemma_3_7_diagonal_increasing():
-    check = ib.lemma_3_7()
+    check = lm.lemma_3_7()
     assert check.holds
     beta = np.linspace(0.5, 0.9999, 2001)
-    assert np.all(ib.diagonal_c1_derivative(beta) > 0)
+    assert np.all(lm.diagonal_c1_derivative(beta) > 0)
     # C_total(beta, beta, lam) = lam C1(beta, beta) increases for any lam > 0
     for lam in (1e-3, 0.5, 7.0):
         assert np.all(np.diff(ib.c_total(beta, beta, lam)) > 0)
     # d/dbeta C1(beta, beta) by finite differences
     h = 1e-6
     fd = (ib.c1(beta[:50] + h, beta[:50] + h) - ib.c1(beta[:50] - h, beta[:50] - h)) / (2 * h)
-    np.testing.assert_allclose(ib.diagonal_c1_derivative(beta[:50]), fd, rtol=1e-6)
+    np.testing.assert_allclose(lm.diagonal_c1_derivative(beta[:50]), fd, rtol=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,7 +295,7 @@ def test_lemma_3_7_diagonal_increasing():
 
 
 def test_lemma_a1_bounds():
-    checks = ib.lemma_a1()
+    checks = lm.lemma_a1()
     assert [c.printed_bound for c in checks] == [3e-4, 4e-3, 1e-3, 6e-3, 6e-5, 5e-4]
     for check in checks:
         assert check.holds, check
@@ -314,7 +316,7 @@ def test_lemma_a1_bounds():
 
 
 def test_lemma_table_rows_consistent():
-    rows = ib.lemma_table()
+    rows = lm.lemma_table()
     assert [r.lemma for r in rows] == ["3.4", "3.5", "3.6", "3.7"] + ["A.1"] * 6
     assert all(r.consistent for r in rows)
     as_dict = rows[0].as_dict()
@@ -357,16 +359,16 @@ def test_recommend_regimes():
     b_one = ib.flip_batch_size(n, s, 1.0)
     b_half = ib.flip_batch_size(n, s, 0.5)
     assert b_one == pytest.approx(n * s / (n + s - 1))
-    small = ib.recommend(n, 64, s)
+    small = rc.recommend(n, 64, s)
     assert small.regime == "small batch"
     assert (small.beta1, small.beta2) == (0.9, 0.999)
     assert small.noise_ratio > 1
     assert small.batch_size_lambda_1 == pytest.approx(b_one)
     assert small.batch_size_lambda_half == pytest.approx(b_half)
-    large = ib.recommend(n, 4096, s)
+    large = rc.recommend(n, 4096, s)
     assert large.regime == "large batch"
     assert large.beta1 == large.beta2 == 0.999
-    middle = ib.recommend(n, 400, s)
+    middle = rc.recommend(n, 400, s)
     assert middle.regime == "transition"
     assert 0.5 <= middle.noise_ratio <= 1
     assert middle.beta2 == 0.999 and 0.9 <= middle.beta1 <= 0.999
@@ -381,4 +383,4 @@ def test_recommend_regimes():
 )  # fmt: skip
 def test_recommend_rejects_bad_input(n, b, s, message):
     with pytest.raises(ValueError, match=message):
-        ib.recommend(n, b, s)
+        rc.recommend(n, b, s)

@@ -87,6 +87,12 @@ def test_full_dag_writes_every_stage(workflow_run):
         "smallest/report/beta2_sweep.html",
         "smallest/report/noise_scale.html",
         "smallest/report/stability.html",
+        "smallest/predictions_beta2.nc",
+        "smallest/predictions_beta2.csv",
+        "smallest/report/beta2_predictions.html",
+        "smallest-sgd/aggregate.nc",
+        "comparisons/smallest-gap/optimizer_gap.html",
+        "index.html",
         "theory/theory_grid.nc",
         "theory/report/theory_figures.html",
     ):
@@ -98,6 +104,53 @@ def test_full_dag_writes_every_stage(workflow_run):
         "bs8_b1-0.9_b2-0.999_lr-0.001_s0",
         "bs8_b1-0.9_b2-0.9_lr-0.001_s0",
     ]
+
+
+def test_a_figure_across_two_experiments(workflow_run):
+    """Seed 002's optimiser gap reads both aggregates; its notebook received both paths."""
+    import json
+
+    workdir, _ = workflow_run
+    notebook = workdir / "results" / "comparisons" / "smallest-gap" / "optimizer_gap.ipynb"
+    parameters = json.loads(notebook.read_text())["metadata"]["papermill"]["parameters"]
+    assert parameters["aggregate_paths"] == [
+        "results/smallest/aggregate.nc",
+        "results/smallest-sgd/aggregate.nc",
+    ]
+    html = notebook.with_suffix(".html").read_text()
+    assert "gap_loss" in html and "smallest-sgd" in html
+
+
+def test_the_index_lists_every_figure_with_runs_and_provenance(workflow_run):
+    from adamnoise.report_index import config_hash
+
+    workdir, _ = workflow_run
+    index = (workdir / "results" / "index.html").read_text()
+    for link in (
+        "smallest/report/beta2_sweep.html",
+        "smallest/report/beta2_predictions.html",
+        "comparisons/smallest-gap/optimizer_gap.html",
+        "theory/report/theory_figures.html",
+    ):
+        assert f'href="{link}"' in index, link
+    assert "4/4 completed, 0 diverged, 0 missing" in index
+    assert "2/2 completed" in index
+    import xarray as xr
+
+    with xr.open_dataset(workdir / "results" / "smallest" / "aggregate.nc") as aggregate:
+        assert config_hash(aggregate.attrs["experiment_config"]) in index
+
+
+def test_predictions_table_has_every_rule(workflow_run):
+    import pandas as pd
+
+    from adamnoise.theory.scaling_rules import RULES
+
+    workdir, _ = workflow_run
+    table = pd.read_csv(workdir / "results" / "smallest" / "predictions_beta2.csv")
+    assert set(table["rule"]) == set(RULES)
+    assert len(table) == len(RULES) * 2  # two batch sizes, one lr
+    assert (table["regret"].dropna() >= 0).all()
 
 
 def test_snakemake_report_collects_the_figures(workflow_run):
@@ -267,3 +320,60 @@ def test_conda_environment_mirrors_the_package_dependencies():
         name = re.split(r"[=<>\[]", requirement)[0].lower()
         assert name in conda_names or any(line.startswith(name) for line in pip_lines), name
     assert "-e ../" in pip_lines  # the package itself, from this checkout
+
+
+def test_pinned_environment_pins_every_dependency_exactly():
+    """envs/adamnoise.lock.txt (make lock) pins each dependency of pyproject.toml with ==, and the
+    pinned conda file uses it with the same Python."""
+    import tomllib
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    lines = (REPO / "envs" / "adamnoise.lock.txt").read_text().splitlines()
+    pins = dict(line.split("==", 1) for line in lines if line and not line.startswith("#"))
+    pins = {name.lower().replace("_", "-"): version for name, version in pins.items()}
+    extras = pyproject["project"]["optional-dependencies"]
+    for requirement in pyproject["project"]["dependencies"] + extras["workflow"] + extras["dev"]:
+        name = re.split(r"[=<>\[ ]", requirement)[0].lower()
+        if name == "adamnoise":
+            continue
+        assert name in pins, name
+    assert pins["torch"] == "2.13.0"  # no local "+cpu": the same pin fetches CUDA on a cluster
+    python = re.search(r"\(Python ([\d.]+)\)", lines[0]).group(1)
+    pinned = yaml.safe_load((REPO / "envs" / "adamnoise.pinned.yaml").read_text())
+    assert f"python={python}" in pinned["dependencies"]
+    assert "-r adamnoise.lock.txt" in pinned["dependencies"][-1]["pip"]
+
+
+def test_verify_retrains_sampled_runs_bit_identically_and_catches_a_tampered_one(
+    workflow_run, tmp_path
+):
+    """`adamnoise verify`: the archive proves itself; a changed number is caught."""
+    import xarray as xr
+
+    workdir, _ = workflow_run
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    verify = [str(BIN / "adamnoise"), "verify", "results", "--experiment", "smallest"]
+    result = subprocess.run(
+        [*verify, "--sample", "1"], cwd=workdir, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok") and "bit-identical" in result.stdout
+
+    # an archive moved elsewhere: runs and corpus copied, one stored perplexity changed
+    archive = tmp_path / "archive" / "results"
+    shutil.copytree(workdir / "results" / "data", archive / "data")
+    run = workdir / "results" / "smallest" / "runs" / "bs8_b1-0.9_b2-0.9_lr-0.001_s0"
+    shutil.copytree(run, archive / "smallest" / "runs" / run.name)
+    stored = xr.load_dataset(run / "result.nc")
+    stored["val_ppl"][-1] = stored["val_ppl"][-1] + 1e-6
+    stored.to_netcdf(archive / "smallest" / "runs" / run.name / "result.nc")
+    result = subprocess.run(
+        [str(BIN / "adamnoise"), "verify", str(archive), "--sample", "5"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "MISMATCH" in result.stdout and "val_ppl" in result.stdout
+    assert "0 of 1 runs reproduce" in result.stderr

@@ -15,8 +15,12 @@ import sys
 CONCERNS = (
     "adamnoise.data.cli",
     "adamnoise.training.cli",
-    "adamnoise.experiment_cli",
+    "adamnoise.aggregate_cli",
+    "adamnoise.analysis_cli",
     "adamnoise.theory.cli",
+    "adamnoise.toy.cli",
+    "adamnoise.report_index",
+    "adamnoise.verify",
 )
 
 

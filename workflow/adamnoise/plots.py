@@ -199,52 +199,445 @@ def noise_scale(aggregate: xr.Dataset) -> plt.Figure:
 
 
 def stability(aggregate: xr.Dataset, growth: xr.Dataset) -> plt.Figure:
-    """Seed 004 Fig. 1a/b: the max-update over training, and its growth rate against |C|/2.
+    """Seed 004 Fig. 1: the max-update over training and its growth rate against the theory.
 
-    Left: ||u_n||_inf per step for every (beta1, beta2) of the first batch size, learning rate and
-    seed, coloured by C(beta, gamma) (blue: B+, stable; red: B-, predicted to grow). Right: the
-    measured growth rate of every run against the predicted one, with the identity line.
+    (a) ||u_n||_inf per step for every (beta1, beta2) of the first batch size, learning rate and
+    seed, coloured by C(beta, gamma) (blue: B+, bounded; red: B-, predicted to grow), with the
+    bound of eq. 5 dotted in the same colour. (b) the measured slope d log||u_n||_inf/dn at
+    ``growth.attrs["step"]`` of every run against C, the predicted |C|/2 of B- dashed. (c) the
+    runs' betas in seed 004's (beta, gamma) = (beta2, beta1) plane with the boundary B0 and, for
+    betas along a curve, the whole normal curve. Betas are the aggregate's ``beta1`` / ``beta2``
+    (dimensions of a product grid, coordinates on ``point`` for a curve; tied: beta1 = beta2).
+    Non-finite max-updates (a run trained on past a blow-up) are left out of the drawing.
     """
-    first = {d: 0 for d in ("batch_size", "lr", "seed") if d in aggregate["max_update"].dims}
-    updates = aggregate["max_update"].isel(first)
-    constant = growth["stability_constant"]
-    limit = float(np.nanmax(np.abs(constant.values))) or 1.0
-    colours = plt.get_cmap("coolwarm_r")
-    fig, (ax_curves, ax_rates) = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
 
-    beta_dims = [d for d in ("beta1", "beta2") if d in updates.dims]
-    stacked = updates.stack(pair=beta_dims)
-    for pair in stacked["pair"].values:
-        where = dict(zip(beta_dims, np.atleast_1d(pair), strict=True))
-        c = float(constant.sel(where)) if constant.ndim else float(constant)
-        label = ", ".join(f"{GREEK[d]}={v:g}" for d, v in where.items())
-        ax_curves.plot(
-            aggregate["train_step"],
-            stacked.sel(pair=pair),
-            color=colours(0.5 + 0.5 * c / limit),
-            lw=1,
-            label=f"{label} (C={c:.2g})",
-        )
+    first = {d: 0 for d in ("batch_size", "lr", "seed") if d in aggregate["max_update"].dims}
+    updates = aggregate["max_update"].isel(first).astype(float)
+    updates = updates.where(np.isfinite(updates) & (updates > 0))
+    pair_dims = [d for d in ("beta1", "beta2", "point") if d in updates.dims]
+    stacked = updates.stack(pair=pair_dims).transpose("pair", "train_step")
+    template = stacked.isel(train_step=0, drop=True)
+    constant = growth["stability_constant"].broadcast_like(updates.isel(train_step=0, drop=True))
+    constant = constant.stack(pair=pair_dims).sel(pair=template["pair"])
+    bound = growth["max_update_bound"].stack(pair=pair_dims).sel(pair=template["pair"])
+    beta2 = np.asarray(stacked["beta2"].values, dtype=float)
+    beta1 = np.asarray(stacked["beta1"].values, dtype=float) if "beta1" in stacked.coords else beta2
+    limit = float(np.nanmax(np.abs(growth["stability_constant"].values))) or 1.0
+    norm = Normalize(-limit, limit)
+    colours = plt.get_cmap("coolwarm_r")
+    fig, (ax_curves, ax_rates, ax_plane) = plt.subplots(
+        1, 3, figsize=(17, 4.8), constrained_layout=True
+    )
+
+    steps = aggregate["train_step"].values
+    labelled = stacked.sizes["pair"] <= 10  # a legend of 64 curves says nothing: the colour does
+    for i in range(stacked.sizes["pair"]):
+        c = float(constant.values[i])
+        label = f"β1={beta1[i]:.4g}, β2={beta2[i]:.4g} (C={c:.2g})" if labelled else None
+        ax_curves.plot(steps, stacked.values[i], color=colours(norm(c)), lw=1, label=label)
+        ax_curves.plot(steps, bound.transpose("pair", ...).values[i], color=colours(norm(c)),
+                       lw=0.6, ls=":")  # fmt: skip
+    drawn = stacked.values[np.isfinite(stacked.values)]
+    if drawn.size:  # the B- bounds grow like exp(n|C|/2): keep the measurements in view
+        ax_curves.set_ylim(drawn.min() / 2, drawn.max() * 5)
     ax_curves.axvline(growth.attrs["step"], color="grey", ls=":", lw=1)
     ax_curves.set_yscale("log")
-    _plain_log_labels(ax_curves.yaxis)
     ax_curves.set_xlabel("step n")
-    ax_curves.set_ylabel("max-update ||θ_{n+1} − θ_n||∞ / η")
-    ax_curves.legend(fontsize=6, ncol=2)
+    ax_curves.set_ylabel("max-update ||θ_n − θ_{n−1}||∞ / η")
+    ax_curves.set_title("(a) max-update; dotted: bound of eq. 5", fontsize=10)
+    if labelled:
+        ax_curves.legend(fontsize=6, ncol=2)
 
-    measured, predicted, c_values = (
+    measured, c_values = (
         array.values.ravel()
-        for array in xr.broadcast(growth["measured"], growth["predicted"], constant)
+        for array in xr.broadcast(growth["measured"], growth["stability_constant"])
     )
-    ax_rates.scatter(
-        predicted, measured, c=c_values, cmap=colours, vmin=-limit, vmax=limit, edgecolor="k"
+    ax_rates.scatter(c_values, measured, c=c_values, cmap=colours, norm=norm, edgecolor="k", s=25)
+    bound_c, bound_slope = (
+        array.values.ravel() for array in (growth["stability_constant"], growth["bound_slope"])
     )
-    top = float(np.nanmax(np.concatenate([predicted, measured, [1e-3]])))
-    ax_rates.plot([0, top], [0, top], color="grey", ls="--", label="measured = predicted")
-    ax_rates.set_xlabel("predicted growth rate |C|/2 in B−, 0 in B+ (per step)")
+    ax_rates.scatter(bound_c, bound_slope, marker="x", color="grey", s=12, lw=0.8,
+                     label="slope of eq. 5's bound (bias corrections included)")  # fmt: skip
+    c_grid = np.linspace(min(float(np.nanmin(c_values)), 0.0), 0.0, 100)
+    ax_rates.plot(c_grid, np.abs(c_grid) / 2, color="k", ls="--", label="predicted |C|/2 (B−)")
+    ax_rates.axhline(0, color="grey", lw=0.6)
+    ax_rates.axvline(0, color="grey", ls=":", lw=1, label="B0 (C = 0)")
+    ax_rates.set_xlabel("C(β, γ)")
     ax_rates.set_ylabel(f"measured d log||u_n||∞/dn at n = {growth.attrs['step']}")
+    ax_rates.set_title("(b) growth rate of the max-update", fontsize=10)
     ax_rates.legend(fontsize=8)
+
+    ax_plane.plot(growth["boundary_beta2"], growth["boundary_beta1"], color="grey", lw=1.5,
+                  label="B0 (C = 0)")  # fmt: skip
+    if "curve_beta1" in growth:
+        ax_plane.plot(growth["curve_beta2"], growth["curve_beta1"], color="k", lw=0.8,
+                      label="normal curve")  # fmt: skip
+    ax_plane.scatter(
+        beta2, beta1, c=constant.values, cmap=colours, norm=norm, edgecolor="k", s=20, zorder=3
+    )
+    pad2 = 0.1 * max(float(np.ptp(beta2)), 1e-3)
+    pad1 = 0.1 * max(float(np.ptp(beta1)), 1e-3)
+    ax_plane.set_xlim(beta2.min() - pad2, min(1.0, beta2.max() + pad2))
+    ax_plane.set_ylim(beta1.min() - pad1, min(1.0, beta1.max() + pad1))
+    ax_plane.set_xlabel("β = β2 (second moment)")
+    ax_plane.set_ylabel("γ = β1 (momentum)")
+    ax_plane.set_title("(c) the runs' betas; B+ below B0, B− above", fontsize=10)
+    ax_plane.legend(fontsize=8)
+    fig.colorbar(ScalarMappable(norm, colours), ax=ax_plane, label="C(β, γ)")
     fig.suptitle(
         f"{aggregate.attrs.get('experiment', '')}: max-update against the stability region"
     )
+    return fig
+
+
+RULE_MARKERS = {
+    "implicit_bias": "o",
+    "token_half_life": "s",
+    "sqrt_scaling": "^",
+    "equal_betas": "D",
+    "fixed_default": "x",
+}
+
+
+def competing_predictions(predictions: xr.Dataset) -> plt.Figure:
+    """Each rule's beta and its regret per batch size, one column per learning rate.
+
+    Top: the swept beta against the realised batch size N/m: the empirical best (black, with
+    every rule's prediction as a marker at the beta the rule gives; hollow where it lies off the
+    swept grid). Bottom: the regret (perplexity at the rule's grid beta minus at the best) with its
+    2.5-97.5 % range over seed resamples; the anchor batch size of the transfer rules is shaded.
+    """
+    axis = predictions.attrs["axis"]
+    predictions = predictions.squeeze(
+        [
+            d
+            for d in predictions.dims
+            if d not in ("rule", "batch_size", "lr") and predictions.sizes[d] == 1
+        ]
+    )
+    lrs = predictions["lr"].values
+    rules = list(predictions["rule"].values)
+    labels = dict(
+        zip(rules, predictions["rule"].attrs.get("labels", "").split(" | "), strict=False)
+    )
+    colours = dict(zip(rules, sns.color_palette("colorblind", len(rules)), strict=True))
+    x = predictions["mean_batch_size"].values
+    fig, axes = plt.subplots(
+        2,
+        len(lrs),
+        figsize=(5.5 * len(lrs), 7.5),
+        squeeze=False,
+        sharex=True,
+        constrained_layout=True,
+    )
+    grid = np.atleast_1d(predictions.attrs.get("swept_values", []))
+    for column, lr in enumerate(lrs):
+        cell = predictions.sel(lr=lr)
+        top, bottom = axes[0, column], axes[1, column]
+        top.plot(x, cell[f"best_{axis}"], "k-", lw=2, label="empirical best", zorder=3)
+        offsets = np.linspace(-0.06, 0.06, len(rules))
+        for offset, rule in zip(offsets, rules, strict=True):
+            shift = x * 10**offset  # spread the markers of one batch size on the log axis
+            beta = cell["rule_beta"].sel(rule=rule).values
+            off = cell["off_grid"].sel(rule=rule).values.astype(bool)
+            marker = RULE_MARKERS.get(rule, "o")
+            filled = colours[rule]
+            top.scatter(
+                shift[~off],
+                beta[~off],
+                marker=marker,
+                color=colours[rule],
+                label=labels.get(rule, rule),
+                zorder=4,
+            )
+            if off.any() and marker != "x":  # hollow: outside the swept range
+                top.scatter(
+                    shift[off],
+                    np.clip(beta[off], 0, 1 - 1e-6),
+                    marker=marker,
+                    facecolors="none",
+                    edgecolors=colours[rule],
+                    zorder=4,
+                )
+            regret = cell["regret"].sel(rule=rule).values
+            finite = np.isfinite(regret)
+            errors = _interval(
+                regret,
+                cell["regret_low"].sel(rule=rule).values,
+                cell["regret_high"].sel(rule=rule).values,
+            )
+            bottom.errorbar(
+                shift[finite],
+                regret[finite],
+                yerr=errors[:, finite],
+                fmt=marker,
+                color=colours[rule],
+                mfc=filled,
+                capsize=3,
+            )
+            diverged = np.isposinf(regret)
+            if diverged.any():
+                bottom.scatter(
+                    shift[diverged],
+                    np.full(
+                        diverged.sum(),
+                        np.nanmax(np.where(finite, regret, np.nan), initial=1.0) * 1.1 + 0.1,
+                    ),
+                    marker=r"$\uparrow$",
+                    color=colours[rule],
+                    s=80,
+                )
+        anchors = x[cell["anchor"].max("rule").values.astype(bool)]
+        for a in anchors:
+            bottom.axvspan(a / 1.15, a * 1.15, color="0.9", zorder=0)
+        bottom.axhline(0, color="k", lw=0.8)
+        if grid.size:
+            _one_minus_axis(top, "y", grid)
+            shown = cell["rule_beta"].values
+            shown = shown[np.isfinite(shown)]
+            low = min(grid.min(), shown.min()) if shown.size else grid.min()
+            # a third of a decade of 1 - beta beyond the extremes
+            top.set_ylim(1 - (1 - low) * 10**0.3, 1 - (1 - max(grid.max(), shown.max())) / 10**0.3)
+        top.set_title(f"lr = {lr:g}")
+        top.set_ylabel(GREEK.get(axis, axis))
+        bottom.set_ylabel("regret (val. perplexity)")
+        bottom.set_xlabel("batch size N/m (sequences)")
+        for ax in (top, bottom):
+            ax.set_xscale("log")
+            ax.set_xticks(x, [f"{v:.4g}" for v in x])
+            ax.xaxis.set_minor_formatter(mticker.NullFormatter())
+    axes[0, 0].legend(fontsize=8, loc="best")
+    fig.suptitle(
+        f"{predictions.attrs.get('experiment', '')}: competing predictions of the best "
+        f"{GREEK.get(axis, axis)} ({predictions.attrs.get('n_seeds', '?')} seeds)\ngrey: anchor "
+        "of the transfer rules; hollow: off the swept grid; ↑: the rule's value diverged"
+    )
+    return fig
+
+
+def beta_grid(aggregate: xr.Dataset) -> plt.Figure:
+    """Seed 003 Figs. 2/3: the (beta1, beta2) grid of min. val. perplexity, and the perplexity
+    against the distance |log10(1 - beta1) - log10(1 - beta2)| from the diagonal beta1 = beta2.
+
+    One row per (batch size, lr); seed means; diverged settings are blank in the map and left
+    out of the scatter; the diagonal is outlined.
+    """
+    from adamnoise.optima import candidate_ppl
+
+    ppl = candidate_ppl(aggregate)
+    mean = ppl.mean("seed") if "seed" in ppl.dims else ppl
+    cells = [(b, lr) for b in aggregate["batch_size"].values for lr in aggregate["lr"].values]
+    fig, axes = plt.subplots(
+        len(cells), 2, figsize=(11, 4.2 * len(cells)), squeeze=False, constrained_layout=True
+    )
+    beta1, beta2 = aggregate["beta1"].values, aggregate["beta2"].values
+    for row, (b, lr) in enumerate(cells):
+        table = mean.sel(batch_size=b, lr=lr).transpose("beta1", "beta2").values
+        shown = np.where(np.isfinite(table), table, np.nan)
+        heat, scatter = axes[row]
+        image = heat.imshow(shown, origin="lower", cmap="viridis_r", aspect="auto")
+        fig.colorbar(image, ax=heat, label="min. val. perplexity (seed mean)")
+        heat.set_xticks(range(len(beta2)), [f"{v:g}" for v in beta2], rotation=45)
+        heat.set_yticks(range(len(beta1)), [f"{v:g}" for v in beta1])
+        heat.set_xlabel("β2")
+        heat.set_ylabel("β1")
+        for i, v1 in enumerate(beta1):
+            for j, v2 in enumerate(beta2):
+                if abs(v1 - v2) < 1e-12:
+                    heat.add_patch(
+                        plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, ec="r", lw=2)
+                    )
+                if np.isfinite(table[i, j]):
+                    heat.text(
+                        j, i, f"{table[i, j]:.1f}", ha="center", va="center", fontsize=7, color="w"
+                    )
+        distance = np.abs(_log_one_minus(beta1)[:, None] - _log_one_minus(beta2)[None, :])
+        finite = np.isfinite(table)
+        scatter.scatter(
+            distance[finite],
+            table[finite],
+            c=np.broadcast_to(_log_one_minus(beta2)[None, :], table.shape)[finite],
+            cmap="viridis",
+        )
+        scatter.set_xlabel("|log10(1 − β1) − log10(1 − β2)|  (0: β1 = β2)")
+        scatter.set_ylabel("min. val. perplexity (seed mean)")
+        heat.set_title(f"b = {b}, lr = {lr:g}: diagonal outlined")
+        scatter.set_title("colour: β2 (darker = closer to 1)")
+    fig.suptitle(f"{aggregate.attrs.get('experiment', '')}: is β1 = β2 near-optimal? (seed 003)")
+    return fig
+
+
+def optimizer_gap(gap: xr.Dataset) -> plt.Figure:
+    """Seed 002 Fig. 1: tuned perplexity per experiment against batch size, and the gap in
+    validation loss to the reference experiment (positive: worse than the reference)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
+    colours = sns.color_palette("colorblind", gap.sizes["experiment"])
+    x = gap["batch_size"].values
+    for colour, name in zip(colours, gap["experiment"].values, strict=True):
+        row = gap.sel(experiment=name)
+        label = f"{name} ({row['optimizer'].item()})"
+        left.errorbar(
+            x,
+            row["tuned_min_val_ppl"],
+            yerr=np.nan_to_num(row["tuned_std"].values),
+            marker="o",
+            capsize=3,
+            color=colour,
+            label=label,
+        )
+        if name != gap.attrs["reference"]:
+            right.plot(x, row["gap_loss"], marker="o", color=colour, label=label)
+    right.axhline(0, color="k", lw=0.8)
+    for ax in (left, right):
+        ax.set_xscale("log")
+        _plain_log_labels(ax.xaxis)
+        ax.set_xlabel("batch size (sequences)")
+        ax.legend(fontsize=8)
+    left.set_ylabel("tuned min. val. perplexity (±1 s.d. over seeds)")
+    right.set_ylabel(f"val. loss − {gap.attrs['reference']}'s (nats/token)")
+    left.set_title("each optimiser tuned per batch size (betas, lr)")
+    right.set_title("gap to the reference")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Theory figures (notebooks/theory_figures.ipynb): the theory grid of `adamnoise theory grid`
+# ---------------------------------------------------------------------------------------------
+
+LAMBDAS_BETA2 = (0.0, 0.25, 0.45, 0.49, 0.51, 0.55, 1.0, 2.0)
+LAMBDAS_BETA1 = (0.0, 0.5, 0.9, 1.0, 1.1, 1.5, 3.0)
+
+
+def _relative_curves(ax, curves, along: str, reference: float, lambdas) -> None:
+    """C_total against ``along`` minus its value at ``reference``, one line per lambda."""
+    cmap = plt.get_cmap("coolwarm")
+    for i, lam in enumerate(lambdas):
+        curve = curves.sel(noise_ratio=lam)
+        change = curve - curve.sel({along: reference}, method="nearest")
+        ax.plot(curves[along], change, color=cmap(i / (len(lambdas) - 1)), label=f"λ = {lam:g}")
+    # C_total spans orders of magnitude across lambda: symmetric log around the reference
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.axhline(0, color="k", lw=0.5)
+
+
+def c_total_beta2(grid: xr.Dataset, lambdas=LAMBDAS_BETA2) -> plt.Figure:
+    """Seed 000 Fig. 1 style: C_total against beta2 relative to beta2 = 0.9, beta1 = 0.9 / 0.99."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    for ax, beta1 in zip(axes, (0.9, 0.99), strict=True):
+        curves = grid.c_total.sel(beta1=beta1, method="nearest").sel(noise_ratio=list(lambdas))
+        _relative_curves(ax, curves, "beta2", 0.9, lambdas)
+        ax.set_xlabel("β2")
+        ax.set_ylabel("C_total(β1, β2, λ) − C_total(β1, 0.9, λ)")
+        ax.set_title(f"β1 = {beta1}")
+    axes[0].legend(fontsize=8, ncol=2)
+    fig.suptitle("Seed 000: the β2 dependence of C_total reverses around λ ≈ 0.5")
+    return fig
+
+
+def c_total_beta1(grid: xr.Dataset, lambdas=LAMBDAS_BETA1) -> plt.Figure:
+    """Seed 000 Lemma 3.6: C_total against beta1 at beta2 = 0.999, relative to beta1 = 0.9."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5), constrained_layout=True)
+    curves = grid.c_total.sel(beta2=0.999, method="nearest").sel(noise_ratio=list(lambdas))
+    _relative_curves(ax, curves, "beta1", 0.9, lambdas)
+    ax.set_xlabel("β1")
+    ax.set_ylabel("C_total(β1, 0.999, λ) − C_total(0.9, 0.999, λ)")
+    ax.set_title("Seed 000: the β1 dependence reverses around λ ≈ 1")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def stability_regions(grid: xr.Dataset) -> plt.Figure:
+    """Seed 004 Fig. 1c: B+ / B- over the unit square, and near the defaults with the level
+    curve and the normal-curve points through (beta2, beta1) = (0.999, 0.9), coloured by C."""
+    import json
+
+    from matplotlib.colors import ListedColormap
+
+    region_cmap = ListedColormap(["#f4a6a6", "#dddddd", "#a6d4f4"])  # B-, B0, B+
+    fig, (whole, zoom) = plt.subplots(1, 2, figsize=(12, 5.2), constrained_layout=True)
+    point = (grid.attrs["curve_point_beta2"], grid.attrs["curve_point_beta1"])
+    whole.pcolormesh(
+        grid.square_beta2,
+        grid.square_beta1,
+        grid.stability_region,
+        cmap=region_cmap,
+        vmin=-1.5,
+        vmax=1.5,
+        shading="auto",
+    )
+    whole.contour(
+        grid.square_beta2, grid.square_beta1, grid.stability_constant, levels=[0.0], colors="k"
+    )
+    whole.plot(
+        grid.level_curve_beta2,
+        grid.level_curve_beta1,
+        "k--",
+        lw=1,
+        label="level curve through default",
+    )
+    whole.plot(*point, "k*", ms=10)
+    whole.set_title("B+ (blue) and B− (red) over the unit square")
+    whole.text(0.6, 0.2, "B+", fontsize=14)
+    whole.text(0.1, 0.8, "B−", fontsize=14)
+    whole.legend(loc="lower right", fontsize=8)
+
+    zoom.pcolormesh(
+        grid.zoom_beta2,
+        grid.zoom_beta1,
+        grid.zoom_stability_region,
+        cmap=region_cmap,
+        vmin=-1.5,
+        vmax=1.5,
+        shading="auto",
+    )
+    zoom.contour(
+        grid.zoom_beta2, grid.zoom_beta1, grid.zoom_stability_constant, levels=[0.0], colors="k"
+    )
+    zoom.plot(
+        grid.level_curve_beta2,
+        grid.level_curve_beta1,
+        "k--",
+        lw=1,
+        label="level curve C = C(0.999, 0.9)",
+    )
+    points = zoom.scatter(
+        grid.normal_curve_beta2,
+        grid.normal_curve_beta1,
+        c=grid.normal_curve_c,
+        cmap="viridis",
+        s=14,
+        zorder=3,
+        label=f"normal curve, {grid.sizes['normal_point']} points",
+    )
+    zoom.plot(*point, "r*", ms=12, zorder=4, label="(β, γ) = (0.999, 0.9)")
+    crossing = json.loads(grid.attrs["normal_curve_b0_crossing"])
+    if crossing:
+        zoom.plot(crossing[1], crossing[0], "kx", ms=9, label="normal curve meets B0")
+    zoom.set_xlim(float(grid.zoom_beta2.min()), float(grid.zoom_beta2.max()))
+    zoom.set_ylim(float(grid.zoom_beta1.min()), float(grid.zoom_beta1.max()))
+    zoom.set_title("Seed 004 Fig. 1c")
+    fig.colorbar(points, ax=zoom, label="C(β, γ)")
+    zoom.legend(loc="lower left", fontsize=8)
+    for ax in (whole, zoom):
+        ax.set_xlabel("β2 (seed 004: β)")
+        ax.set_ylabel("β1 (seed 004: γ)")
+    return fig
+
+
+def normal_curve_constant(grid: xr.Dataset) -> plt.Figure:
+    """C and the predicted growth exponent |C|/2 along the normal curve (seed 004 Fig. 1b)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8), constrained_layout=True)
+    ax.plot(grid.normal_point, grid.normal_curve_c, "o-", ms=3, label="C along the normal curve")
+    ax.plot(
+        grid.normal_point,
+        grid.normal_curve_growth_exponent,
+        "s-",
+        ms=3,
+        label="predicted growth |C|/2 (B− only)",
+    )
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_xlabel("point along the normal curve (0 = (0.999, 0.9))")
+    ax.legend()
     return fig

@@ -37,3 +37,26 @@ rule optima:
     shell:
         "adamnoise optima {input.aggregate} --flips {input.flips} --axis {wildcards.axis}"
         " --out {output.netcdf} --csv {output.csv} > {log} 2>&1"
+
+
+rule predictions:
+    """Competing rules for the best beta per batch size and their regret (predictions.py)."""
+    input:
+        aggregate=rules.aggregate.output,
+        flips=rules.theory_flips.output,
+    output:
+        netcdf=f"{RESULTS}/{{experiment}}/predictions_{{axis}}.nc",
+        csv=report(
+            f"{RESULTS}/{{experiment}}/predictions_{{axis}}.csv",
+            category="{experiment}",
+            caption="../report/predictions.rst",
+        ),
+    log:
+        f"{RESULTS}/{{experiment}}/logs/predictions_{{axis}}.log",
+    wildcard_constraints:
+        axis="beta1|beta2",
+    conda:
+        CONDA_ENV
+    shell:
+        "adamnoise predictions {input.aggregate} --flips {input.flips} --axis {wildcards.axis}"
+        " --out {output.netcdf} --csv {output.csv} > {log} 2>&1"

@@ -1,28 +1,39 @@
 # Shared helpers: the experiments of the config, their runs, and the targets of `rule all`.
 import yaml
 
+from adamnoise import comparison as cmp
+from adamnoise.data import corpus
 from adamnoise import experiment as ex
+from adamnoise import figures as fig
 
 try:
     EXPERIMENTS = ex.load_experiments(config)
-except ex.ConfigError as error:
+    COMPARISONS = cmp.load_comparisons(config, EXPERIMENTS)
+except (ex.ConfigError, cmp.ComparisonError) as error:
     raise WorkflowError(f"invalid config: {error}") from None
 
 RESULTS = config.get("results", "results")
 RESOURCES_DIR = config.get("resources_dir", "resources")
 ACTIVE = {name: EXPERIMENTS[name] for name in config["active"]}
+# a comparison is built by `rule all` when all its experiments are active
+ACTIVE_COMPARISONS = {
+    name: comparison
+    for name, comparison in COMPARISONS.items()
+    if all(experiment in ACTIVE for experiment in comparison.experiments)
+}
 # every rule runs in this environment under --software-deployment-method conda
 CONDA_ENV = "../../envs/adamnoise.yaml"
-CORPUS_FILES = ("train.npy", "valid.npy", "test.npy", "vocab.json", "stats.json")
+CORPUS_FILES = corpus.CORPUS_FILES
 
 
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS) or "^$",
+    comparison="|".join(COMPARISONS) or "^$",
     run_id=r"bs\d+_b1-[^_/]+_b2-[^_/]+_lr-[^_/]+_s\d+",
 
 
 def corpus_files(dataset):
-    return [f"{RESULTS}/data/{dataset}/{name}" for name in CORPUS_FILES]
+    return [f"{ex.corpus_dir(RESULTS, dataset)}/{name}" for name in CORPUS_FILES]
 
 
 def experiment_resource(name, default):
@@ -47,7 +58,13 @@ def run_results(wildcards):
 
 
 def figure_targets(figure):
-    """The HTML of one figure for every active experiment that lists it."""
+    """The HTML of one figure for every active experiment (or comparison) that has it."""
+    if fig.FIGURES[figure].scope == "comparison":
+        return [
+            f"{RESULTS}/comparisons/{name}/{figure}.html"
+            for name, comparison in ACTIVE_COMPARISONS.items()
+            if comparison.figure == figure
+        ]
     return [
         f"{RESULTS}/{name}/report/{figure}.html"
         for name, experiment in ACTIVE.items()
@@ -55,42 +72,64 @@ def figure_targets(figure):
     ]
 
 
-def all_targets():
+def figure_html_targets():
+    """Every rendered figure of `rule all` (the index page lists them)."""
     targets = [f"{RESULTS}/theory/report/theory_figures.html"]
-    for name, experiment in ACTIVE.items():
-        targets.append(f"{RESULTS}/{name}/aggregate.nc")
-        targets.append(f"{RESULTS}/{name}/theory_flips.nc")
-        targets += [
-            f"{RESULTS}/{name}/report/{figure}.html" for figure in experiment.figures
-        ]
-        targets += [
-            f"{RESULTS}/{name}/optima_{axis}.csv"
-            for axis in ("beta2", "beta1")
-            if f"{axis}_sweep" in experiment.figures
-        ]
+    if config.get("toy_quadratics", True):
+        targets += [f"{RESULTS}/toy/report/{figure}.html" for figure in TOY_FIGURES]
+    for figure in fig.FIGURES:
+        targets += figure_targets(figure)
     return targets
 
 
-# Report stage: the figures, and the inputs and papermill parameters of each
-FIGURES = ("beta2_sweep", "beta1_sweep", "noise_scale", "stability")
-# the figures of a beta sweep also read that sweep's optima (Table 1)
-SWEEP_AXIS = {"beta2_sweep": "beta2", "beta1_sweep": "beta1"}
+def all_targets():
+    targets = [f"{RESULTS}/index.html"]
+    for name, experiment in ACTIVE.items():
+        targets.append(f"{RESULTS}/{name}/aggregate.nc")
+        targets.append(f"{RESULTS}/{name}/theory_flips.nc")
+        for figure in experiment.figures:
+            axis = fig.SWEEP_AXIS.get(figure)
+            if figure.endswith("_sweep"):
+                targets.append(f"{RESULTS}/{name}/optima_{axis}.csv")
+            if figure.endswith("_predictions"):
+                targets.append(f"{RESULTS}/{name}/predictions_{axis}.csv")
+    return targets + figure_html_targets()
+
+
+# Report stage: each figure's inputs and papermill parameters come from the registry
+# (adamnoise.figures)
 
 
 def figure_inputs(wildcards):
-    inputs = {
-        "notebook": f"{workflow.basedir}/notebooks/{wildcards.figure}.ipynb",
-        "aggregate": f"{RESULTS}/{wildcards.experiment}/aggregate.nc",
-        "flips": f"{RESULTS}/{wildcards.experiment}/theory_flips.nc",
+    files = fig.input_files(wildcards.figure, f"{RESULTS}/{wildcards.experiment}")
+    return {
+        "notebook": f"{workflow.basedir}/notebooks/{fig.FIGURES[wildcards.figure].notebook}",
+        **files,
     }
-    if wildcards.figure in SWEEP_AXIS:
-        axis = SWEEP_AXIS[wildcards.figure]
-        inputs["optima"] = f"{RESULTS}/{wildcards.experiment}/optima_{axis}.nc"
-    return inputs
 
 
 def papermill_parameters(wildcards, input):
-    parameters = f"-p aggregate_path {input.aggregate} -p flips_path {input.flips}"
-    if "optima" in input.keys():
-        parameters += f" -p optima_path {input.optima}"
-    return parameters
+    figure = fig.FIGURES[wildcards.figure]
+    parameters = {name: input[name] for name in figure.inputs} | figure.parameters
+    return " ".join(f"-p {name} {value}" for name, value in parameters.items())
+
+
+def comparison_inputs(wildcards):
+    comparison = COMPARISONS[wildcards.comparison]
+    directories = [f"{RESULTS}/{name}" for name in comparison.experiments]
+    files = fig.comparison_input_files(comparison.figure, directories)
+    inputs = {
+        "notebook": f"{workflow.basedir}/notebooks/{fig.FIGURES[comparison.figure].notebook}"
+    }
+    for name, paths in files.items():
+        inputs[name] = paths
+    return inputs
+
+
+def comparison_parameters(wildcards, input):
+    """List parameters as papermill YAML (-y): one flow-style line per parameter."""
+    names = fig.FIGURES[COMPARISONS[wildcards.comparison].figure].inputs
+    lines = [
+        f"{name}: [{', '.join(repr(str(p)) for p in input[name])}]" for name in names
+    ]
+    return " ".join(f'-y "{line}"' for line in lines)

@@ -4,7 +4,7 @@
 rule prepare_offline_corpus:
     """Real English prose shipped with Python (pydoc_data): needs no network."""
     output:
-        multiext(f"{RESULTS}/data/{{corpus}}/", *CORPUS_FILES),
+        multiext(ex.corpus_dir(RESULTS, "{corpus}") + "/", *CORPUS_FILES),
     log:
         f"{RESULTS}/logs/data/{{corpus}}.log",
     wildcard_constraints:
@@ -39,7 +39,7 @@ rule prepare_wikitext2:
     input:
         rules.download_wikitext2.output,
     output:
-        multiext(f"{RESULTS}/data/wikitext2/", *CORPUS_FILES),
+        multiext(ex.corpus_dir(RESULTS, "wikitext2") + "/", *CORPUS_FILES),
     log:
         f"{RESULTS}/logs/data/prepare_wikitext2.log",
     conda:

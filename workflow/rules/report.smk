@@ -15,7 +15,7 @@ rule report_figure:
     log:
         f"{RESULTS}/{{experiment}}/logs/report_{{figure}}.log",
     wildcard_constraints:
-        figure="|".join(FIGURES),
+        figure="|".join(fig.EXPERIMENT_FIGURES),
     conda:
         CONDA_ENV
     params:
@@ -52,21 +52,50 @@ rule figure_theory:
         rules.report_theory.output.html,
 
 
-rule figure_beta2_sweep:
+rule report_comparison:
+    """A figure across experiments (config `comparisons:`), e.g. seed 002's optimiser gap."""
     input:
-        figure_targets("beta2_sweep"),
+        unpack(comparison_inputs),
+    output:
+        notebook=f"{RESULTS}/comparisons/{{comparison}}/{{figure}}.ipynb",
+        html=report(
+            f"{RESULTS}/comparisons/{{comparison}}/{{figure}}.html",
+            category="comparisons",
+            caption="../report/figure.rst",
+        ),
+    log:
+        f"{RESULTS}/comparisons/{{comparison}}/logs/report_{{figure}}.log",
+    wildcard_constraints:
+        figure="|".join(fig.COMPARISON_FIGURES),
+    conda:
+        CONDA_ENV
+    params:
+        papermill=comparison_parameters,
+    shell:
+        "(papermill --kernel python3 {input.notebook} {output.notebook} {params.papermill}"
+        " && jupyter nbconvert --to html {output.notebook} --output-dir $(dirname {output.html})"
+        ") > {log} 2>&1"
 
 
-rule figure_beta1_sweep:
+rule report_index:
+    """One page listing every figure of `rule all` with run counts and provenance."""
     input:
-        figure_targets("beta1_sweep"),
+        figure_html_targets(),
+    output:
+        f"{RESULTS}/index.html",
+    log:
+        f"{RESULTS}/logs/report_index.log",
+    conda:
+        CONDA_ENV
+    shell:
+        "adamnoise report-index {input} --out {output} > {log} 2>&1"
 
 
-rule figure_noise_scale:
-    input:
-        figure_targets("noise_scale"),
+# `snakemake figure_<name>` renders one figure for every active experiment that lists it
+for figure_name in fig.FIGURES:
 
-
-rule figure_stability:
-    input:
-        figure_targets("stability"),
+    rule:
+        name:
+            f"figure_{figure_name}"
+        input:
+            figure_targets(figure_name),

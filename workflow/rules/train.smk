@@ -11,7 +11,7 @@ rule run_config:
     params:
         run_config=lambda wildcards: EXPERIMENTS[wildcards.experiment].run_config(
             EXPERIMENTS[wildcards.experiment].point(wildcards.run_id),
-            f"{RESULTS}/data/{EXPERIMENTS[wildcards.experiment].dataset}",
+            ex.corpus_dir(RESULTS, EXPERIMENTS[wildcards.experiment].dataset),
         ),
     run:
         from adamnoise.io import write_text

@@ -15,7 +15,7 @@ def register(subparsers) -> None:
     """Add the theory commands to the main ``adamnoise`` parser."""
     theory = subparsers.add_parser(
         "theory",
-        help="seed 000 / 004 theory: lemma thresholds, theory grid",
+        help="seed 000 / 004 theory: lemma thresholds, beta-scaling rules, theory grid",
         description="Recompute the seed papers' theory (thresholds, grids) from the formulas.",
     )
     theory_commands = theory.add_subparsers(dest="theory_command", required=True, metavar="WHAT")
@@ -36,6 +36,32 @@ def register(subparsers) -> None:
     )
     grid.add_argument("--out", required=True, help="output netCDF path (PATH.nc)")
     grid.set_defaults(func=run_grid)
+
+    rules = theory_commands.add_parser(
+        "rules",
+        help="every competing rule's beta per batch size (seed 000, token half-life, sqrt, ...)",
+        description="The beta each rule of adamnoise.theory.scaling_rules predicts for a sweep of "
+        "one beta across batch sizes. The transfer rules start from --anchor-beta at the "
+        "smallest batch size; seed 000's rule needs N and B_simple (lambda, eq. 8) and picks among "
+        "--candidates.",
+    )
+    rules.add_argument("--axis", choices=("beta2", "beta1"), default="beta2", help="swept beta")
+    rules.add_argument("--fixed", type=float, help="the other beta (default 0.9 / 0.999)")
+    rules.add_argument(
+        "--batch-sizes", type=float, nargs="+", required=True, help="b, smallest = anchor"
+    )
+    rules.add_argument("--anchor-beta", type=float, required=True, help="best beta at the anchor")
+    rules.add_argument("--n-samples", type=int, required=True, help="N, samples per epoch")
+    rules.add_argument("--b-simple", type=float, required=True, help="B_simple (same unit as b)")
+    rules.add_argument(
+        "--candidates",
+        type=float,
+        nargs="+",
+        default=[0.9, 0.95, 0.99, 0.995, 0.999, 0.9995],
+        help="betas seed 000's rule chooses among",
+    )
+    rules.add_argument("--json", action="store_true", help="print JSON")
+    rules.set_defaults(func=run_rules)
 
     recommend = subparsers.add_parser(
         "recommend",
@@ -107,7 +133,7 @@ def _fmt_printed(row) -> str:
 
 
 def run_lemmas(args: argparse.Namespace) -> int:
-    from adamnoise.theory.implicit_bias import lemma_table
+    from adamnoise.theory.lemmas import lemma_table
 
     rows = lemma_table()
     if args.json:
@@ -129,8 +155,66 @@ def run_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_rules(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from adamnoise.theory.implicit_bias import noise_ratio
+    from adamnoise.theory.scaling_rules import DEFAULT_BETAS, RULES, SweepContext, predict_all
+
+    batch_sizes = np.sort(np.asarray(args.batch_sizes, dtype=float))
+    problems = []
+    if not 0 <= args.anchor_beta < 1:
+        problems.append(f"--anchor-beta must be in [0, 1), got {args.anchor_beta}")
+    if batch_sizes[0] < 1 or batch_sizes[-1] > args.n_samples:
+        problems.append(f"--batch-sizes must lie in [1, N = {args.n_samples}]")
+    if not args.b_simple > 0:
+        problems.append(f"--b-simple must be > 0, got {args.b_simple}")
+    if problems:
+        print("adamnoise theory rules: error: " + "; ".join(problems), file=sys.stderr)
+        return 2
+    other = "beta1" if args.axis == "beta2" else "beta2"
+    fixed = args.fixed if args.fixed is not None else DEFAULT_BETAS[other]
+    lam = noise_ratio(args.n_samples, batch_sizes, args.b_simple)
+    context = SweepContext(
+        axis=args.axis,
+        fixed=fixed,
+        batch_sizes=batch_sizes,
+        noise_ratio=lam,
+        anchor_batch_size=float(batch_sizes[0]),
+        anchor_beta=args.anchor_beta,
+        candidates=np.asarray(args.candidates, dtype=float),
+    )
+    predicted = predict_all(context)
+    if args.json:
+        rows = [
+            {"batch_size": float(b), "noise_ratio": float(lam[i])}
+            | {name: _none_if_nan(values[i]) for name, values in predicted.items()}
+            for i, b in enumerate(batch_sizes)
+        ]
+        print(json.dumps({"axis": args.axis, "fixed": fixed, "rows": rows}, indent=2))
+        return 0
+    print(
+        f"{args.axis} per batch size ({other} = {fixed:g}; anchor {args.anchor_beta:g} at "
+        f"b = {batch_sizes[0]:g}; N = {args.n_samples}, B_simple = {args.b_simple:g})"
+    )
+    header = f"{'b':>8} {'lambda':>9} " + " ".join(f"{name:>16}" for name in predicted)
+    print(header)
+    print("-" * len(header))
+    for i, b in enumerate(batch_sizes):
+        cells = " ".join(f"{_fmt(float(values[i])):>16}" for values in predicted.values())
+        print(f"{b:>8g} {lam[i]:>9.4g} {cells}")
+    for name, rule in RULES.items():
+        print(f"  {name}: {rule.label} ({rule.source})")
+    return 0
+
+
+def _none_if_nan(value) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
 def run_recommend(args: argparse.Namespace) -> int:
-    from adamnoise.theory.implicit_bias import recommend
+    from adamnoise.theory.rule_of_thumb import recommend
 
     try:
         result = recommend(args.n_samples, args.batch_size, args.b_simple)

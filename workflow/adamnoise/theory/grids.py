@@ -19,7 +19,7 @@ import json
 
 import numpy as np
 
-from adamnoise.theory import implicit_bias, stability
+from adamnoise.theory import implicit_bias, lemmas, stability
 
 # beta axes of the C_total grid: [0.9, 0.999] in steps of 0.0005, so that the paper's values
 # 0.9, 0.99 and 0.999 are grid points (rounded to kill floating-point fuzz in the labels)
@@ -194,5 +194,5 @@ def theory_grid_dataset(
         },
     )
     if include_lemmas:
-        ds.attrs["lemma_table"] = json.dumps([row.as_dict() for row in implicit_bias.lemma_table()])
+        ds.attrs["lemma_table"] = json.dumps([row.as_dict() for row in lemmas.lemma_table()])
     return ds

@@ -1,4 +1,5 @@
-"""``adamnoise aggregate``, ``predict-flips``, ``optima``: the post-training stages."""
+"""``adamnoise predict-flips``, ``optima``, ``predictions``: the analysis stage's commands (the
+aggregate held against theory)."""
 
 from __future__ import annotations
 
@@ -8,19 +9,6 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    aggregate = subparsers.add_parser(
-        "aggregate",
-        help="stack the run results of one experiment into a netCDF dataset",
-        description="Missing runs are NaN in the dataset and are listed on stderr.",
-    )
-    aggregate.add_argument(
-        "config", type=Path, help="workflow config (YAML) defining the experiment"
-    )
-    aggregate.add_argument("experiment", help="experiment name")
-    aggregate.add_argument("--runs-dir", type=Path, required=True, help="holds <run_id>/result.nc")
-    aggregate.add_argument("--out", type=Path, required=True, help="netCDF file to write")
-    aggregate.set_defaults(func=_aggregate)
-
     flips = subparsers.add_parser(
         "predict-flips",
         help="predicted flip batch sizes (seed 000 §3.3) from an aggregated experiment",
@@ -44,31 +32,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     optima.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
     optima.set_defaults(func=_optima)
 
-
-def _load_experiment(config_path: Path, name: str):
-    import yaml
-
-    from adamnoise.experiment import ConfigError, load_experiments
-
-    config = yaml.safe_load(config_path.read_text())
-    try:
-        experiments = load_experiments(config)
-    except ConfigError as error:
-        raise SystemExit(f"adamnoise: invalid config {config_path}: {error}") from None
-    if name not in experiments:
-        raise SystemExit(f"adamnoise: {config_path} defines no experiment {name!r}")
-    return experiments[name]
-
-
-def _aggregate(args: argparse.Namespace) -> int:
-    from adamnoise.aggregate import aggregate_directory
-    from adamnoise.io import save_netcdf
-
-    experiment = _load_experiment(args.config, args.experiment)
-    dataset = aggregate_directory(experiment, args.runs_dir)
-    save_netcdf(dataset, args.out)
-    print(f"wrote {args.out}: {dict(dataset.sizes)}", file=sys.stderr)
-    return 0
+    predictions = subparsers.add_parser(
+        "predictions",
+        help="the beta each competing rule predicts per (batch size, lr) and its regret",
+        description="Seed 000's lambda rule, the token half-life rule, the square-root SDE "
+        "rule, beta1 = beta2 and the default, each held against the empirical best of a sweep "
+        "(regret with seed-bootstrap intervals; see adamnoise.predictions).",
+    )
+    predictions.add_argument("aggregate", type=Path, help="netCDF written by `adamnoise aggregate`")
+    predictions.add_argument("--flips", type=Path, required=True, help="predict-flips output")
+    predictions.add_argument("--axis", choices=("beta2", "beta1"), required=True, help="swept beta")
+    predictions.add_argument("--out", type=Path, required=True, help="netCDF file to write")
+    predictions.add_argument("--csv", type=Path, required=True, help="regret table as CSV")
+    predictions.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    predictions.set_defaults(func=_predictions)
 
 
 def _predict_flips(args: argparse.Namespace) -> int:
@@ -121,5 +98,29 @@ def _optima(args: argparse.Namespace) -> int:
     )
     save_netcdf(optima, args.out)
     write_text(args.csv, table1(optima, published).to_csv(index=False, float_format="%.6g"))
+    print(f"wrote {args.out} and {args.csv}", file=sys.stderr)
+    return 0
+
+
+def _predictions(args: argparse.Namespace) -> int:
+    import xarray as xr
+
+    from adamnoise import provenance
+    from adamnoise.io import save_netcdf, write_text
+    from adamnoise.predictions import competing_predictions, regret_table
+
+    aggregate = xr.load_dataset(args.aggregate)
+    flips = xr.load_dataset(args.flips)
+    if args.axis not in aggregate.dims or aggregate.sizes[args.axis] < 2:
+        print(f"adamnoise: {args.aggregate} does not sweep {args.axis}", file=sys.stderr)
+        return 1
+    predictions = competing_predictions(aggregate, flips, args.axis, n_resamples=args.resamples)
+    predictions.attrs.update(
+        experiment_config=aggregate.attrs["experiment_config"],
+        run_git_commits=aggregate.attrs.get("run_git_commits", "[]"),
+    )
+    predictions.attrs.update(provenance.as_attrs(provenance.collect()))
+    save_netcdf(predictions, args.out)
+    write_text(args.csv, regret_table(predictions).to_csv(index=False, float_format="%.6g"))
     print(f"wrote {args.out} and {args.csv}", file=sys.stderr)
     return 0

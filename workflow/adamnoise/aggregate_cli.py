@@ -1,0 +1,49 @@
+"""``adamnoise aggregate``: the aggregate stage's command (all runs of an experiment into one
+netCDF dataset)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    aggregate = subparsers.add_parser(
+        "aggregate",
+        help="stack the run results of one experiment into a netCDF dataset",
+        description="Missing runs are NaN in the dataset and are listed on stderr.",
+    )
+    aggregate.add_argument(
+        "config", type=Path, help="workflow config (YAML) defining the experiment"
+    )
+    aggregate.add_argument("experiment", help="experiment name")
+    aggregate.add_argument("--runs-dir", type=Path, required=True, help="holds <run_id>/result.nc")
+    aggregate.add_argument("--out", type=Path, required=True, help="netCDF file to write")
+    aggregate.set_defaults(func=_aggregate)
+
+
+def _load_experiment(config_path: Path, name: str):
+    import yaml
+
+    from adamnoise.experiment import ConfigError, load_experiments
+
+    config = yaml.safe_load(config_path.read_text())
+    try:
+        experiments = load_experiments(config)
+    except ConfigError as error:
+        raise SystemExit(f"adamnoise: invalid config {config_path}: {error}") from None
+    if name not in experiments:
+        raise SystemExit(f"adamnoise: {config_path} defines no experiment {name!r}")
+    return experiments[name]
+
+
+def _aggregate(args: argparse.Namespace) -> int:
+    from adamnoise.aggregate import aggregate_directory
+    from adamnoise.io import save_netcdf
+
+    experiment = _load_experiment(args.config, args.experiment)
+    dataset = aggregate_directory(experiment, args.runs_dir)
+    save_netcdf(dataset, args.out)
+    print(f"wrote {args.out}: {dict(dataset.sizes)}", file=sys.stderr)
+    return 0

@@ -1,0 +1,314 @@
+"""Competing predictions of the best beta, held against one sweep: each rule's beta and its regret.
+
+For every cell (batch size, lr, ...) of a beta sweep, every rule of
+``adamnoise.theory.scaling_rules`` predicts a beta. The comparison is made on the grid the sweep
+ran: the rule's beta is mapped to the nearest swept value in log(1 - beta) (``grid_beta``;
+``off_grid`` marks a prediction outside the swept range, compared at the end of the grid).
+
+* **Regret** = seed-mean min. val. perplexity at the rule's grid beta minus the seed-mean at the
+  empirical best (``adamnoise.optima``'s best: all seeds completed, smallest mean). It is >= 0 by
+  construction and 0 when the rule picks the empirical best. A rule whose beta diverged on some
+  seed has infinite regret; a missing run anywhere in the cell makes every regret there NaN (the
+  missing value could be the best).
+* **Seed uncertainty.** Seeds are resampled with replacement (paired: the same resample for every
+  beta, as in ``optima``); in each resample the best is chosen anew, so the interval includes the
+  uncertainty of the argmin itself. ``regret_low`` / ``regret_high`` are the 2.5 % / 97.5 %
+  quantiles, ``p_rule_best`` the share of resamples in which the rule's beta is the winner. With
+  two or three seeds these describe the seed spread, not a calibrated interval (see ``optima``).
+* **Anchors.** Transfer rules (token half-life, square-root scaling) start from the empirical best
+  at the smallest batch size of the same lr; at that batch size they are fitted, not tested
+  (``anchor`` = 1 for those rules there), and the summaries leave those cells out. The other
+  rules are tested at every batch size.
+* **lambda.** The seed 000 rule uses lambda per batch size with that batch size's median B_simple
+  (``predict_flips``'s ``noise_ratio_own``; 0 at full batch).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from adamnoise.optima import (
+    CONFIDENCE,
+    _argmin_candidates,
+    _fixed_beta,
+    _seed_means,
+    bootstrap_seeds,
+    candidate_ppl,
+)
+from adamnoise.theory.scaling_rules import RULES, SweepContext, nearest_candidate
+
+
+def competing_predictions(
+    aggregate: xr.Dataset,
+    flips: xr.Dataset,
+    axis: str,
+    n_resamples: int = 2000,
+    bootstrap_seed: int = 0,
+) -> xr.Dataset:
+    """Every rule's beta, its grid value and its regret per cell of the sweep along ``axis``."""
+    aggregate = aggregate.sortby(axis).sortby("batch_size")
+    ppl = candidate_ppl(aggregate)
+    cells = [d for d in ppl.dims if d not in (axis, "seed")]
+    if "batch_size" not in cells:
+        raise ValueError("the aggregate has no batch_size dimension")
+    # batch size last among the cells: the rules map a row of batch sizes at once
+    cells = [d for d in cells if d != "batch_size"] + ["batch_size"]
+    values = ppl.transpose(*cells, axis, "seed").values  # [..., B, K, S]
+    betas = np.asarray(aggregate[axis].values, dtype=float)
+    realised = (
+        aggregate["mean_batch_size"].values.astype(float)
+        if "mean_batch_size" in aggregate.coords
+        else aggregate["batch_size"].values.astype(float)
+    )
+    lam = _noise_ratio(flips, aggregate["batch_size"].values)
+    fixed = _fixed_beta(aggregate, axis)
+
+    mean = _seed_means(values)  # [..., B, K]
+    best = _argmin_candidates(mean)  # [..., B]
+    names = list(RULES)
+    rule_beta = np.full((len(names), *best.shape), np.nan)
+    anchor_beta = np.where(best[..., :1] >= 0, betas[np.maximum(best[..., :1], 0)], np.nan)
+    for cell in np.ndindex(best.shape[:-1]):
+        context = SweepContext(
+            axis=axis,
+            fixed=fixed,
+            batch_sizes=realised,
+            noise_ratio=lam,
+            anchor_batch_size=realised[0],
+            anchor_beta=float(anchor_beta[(*cell, 0)]),
+            candidates=betas,
+        )
+        for r, name in enumerate(names):
+            rule_beta[(r, *cell)] = RULES[name](context)
+    grid_index, off_grid = nearest_candidate(rule_beta, betas)
+
+    draws = bootstrap_seeds(values.shape[-1], n_resamples, bootstrap_seed)
+    resampled = _seed_means(values[..., draws])  # [..., B, K, R]
+    resampled = np.where(np.isfinite(mean)[..., None], resampled, np.inf)
+    regret, low, high, p_best = _regrets(mean, np.moveaxis(resampled, -1, 0), grid_index)
+    best_ppl = np.where(
+        best >= 0, np.take_along_axis(mean, np.maximum(best, 0)[..., None], -1)[..., 0], np.nan
+    )
+    # the transfer rules reproduce the anchor's best by construction: fitted there, not tested
+    anchor = np.zeros(rule_beta.shape, dtype=np.int8)
+    for r, name in enumerate(names):
+        if RULES[name].anchored:
+            anchor[r, ..., 0] = 1
+
+    rule_dims = ("rule", *cells)
+    coords = {d: aggregate[d].values for d in cells}
+    coords["rule"] = names
+    coords["mean_batch_size"] = ("batch_size", realised)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        regret_pct = regret / best_ppl * 100
+    dataset = xr.Dataset(
+        {
+            "rule_beta": (rule_dims, rule_beta, {"description": f"{axis} the rule predicts"}),
+            "grid_beta": (
+                rule_dims,
+                np.where(grid_index >= 0, betas[np.maximum(grid_index, 0)], np.nan),
+                {"description": f"swept {axis} nearest to the rule's in log(1 - beta)"},
+            ),
+            "off_grid": (
+                rule_dims,
+                off_grid.astype(np.int8),
+                {"description": "1: the rule's beta lies outside the swept range"},
+            ),
+            "regret": (
+                rule_dims,
+                regret,
+                {
+                    "units": "perplexity",
+                    "description": "seed-mean min. val. ppl at grid_beta minus at the best "
+                    "(inf: a seed diverged there; NaN: no prediction or a run is missing)",
+                },
+            ),
+            "regret_pct": (rule_dims, regret_pct, {"units": "%", "description": "regret / best"}),
+            "regret_low": (
+                rule_dims,
+                low,
+                {"units": "perplexity", "description": "2.5 % quantile over seed resamples"},
+            ),
+            "regret_high": (
+                rule_dims,
+                high,
+                {"units": "perplexity", "description": "97.5 % quantile over seed resamples"},
+            ),
+            "p_rule_best": (
+                rule_dims,
+                p_best,
+                {"description": "share of seed resamples in which grid_beta is the winner"},
+            ),
+            f"best_{axis}": (
+                tuple(cells),
+                np.where(best >= 0, betas[np.maximum(best, 0)], np.nan),
+                {"description": "empirical best (argmin of the seed mean)"},
+            ),
+            "best_min_val_ppl": (tuple(cells), best_ppl, {"units": "perplexity"}),
+            "noise_ratio": (
+                "batch_size",
+                lam,
+                {"description": "lambda (eq. 8) with that batch size's median B_simple"},
+            ),
+            "anchor": (
+                rule_dims,
+                anchor,
+                {"description": "1: the anchor of a transfer rule (fitted there, not tested)"},
+            ),
+        },
+        coords=coords,
+        attrs={
+            "axis": axis,
+            "fixed_beta": fixed,
+            "n_seeds": int(values.shape[-1]),
+            "n_resamples": n_resamples,
+            "confidence": CONFIDENCE,
+            "experiment": aggregate.attrs.get("experiment", ""),
+            "swept_values": betas,
+        },
+    )
+    dataset["rule"].attrs.update(
+        labels=" | ".join(rule.label for rule in RULES.values()),
+        sources=" | ".join(rule.source for rule in RULES.values()),
+        anchored=" ".join(str(int(rule.anchored)) for rule in RULES.values()),
+    )
+    return dataset
+
+
+def _noise_ratio(flips: xr.Dataset, batch_sizes: np.ndarray) -> np.ndarray:
+    """lambda per batch size from ``predict_flips`` (median of that batch size's B_simple)."""
+    own = flips["noise_ratio_own"]
+    if "quantile" in own.dims:
+        own = own.sel(quantile=0.5)
+    return own.sel(batch_size=batch_sizes).values.astype(float)
+
+
+def _regrets(mean, resampled, grid_index):
+    """Point regret, its resample quantiles and the share of resamples the rule wins.
+
+    mean [..., B, K]; resampled [R, ..., B, K]; grid_index [rules, ..., B] (-1: no prediction).
+    """
+    alpha = (1 - CONFIDENCE) / 2
+    take = np.maximum(grid_index, 0)[..., None]  # [rules, ..., B, 1]
+    best_mean = np.where(np.isfinite(mean), mean, np.inf).min(axis=-1)
+    rule_mean = np.take_along_axis(
+        np.broadcast_to(mean, (*take.shape[:-1], mean.shape[-1])), take, -1
+    )[..., 0]
+    with np.errstate(invalid="ignore"):
+        regret = rule_mean - best_mean
+    # a cell with a missing run is not judged: the missing value could be the best
+    no_best = ~np.isfinite(best_mean) | np.isnan(mean).any(axis=-1)
+    regret = np.where((grid_index < 0) | no_best, np.nan, regret)
+
+    boot_best = np.where(np.isfinite(resampled), resampled, np.inf).min(axis=-1)  # [R, ..., B]
+    boot_winner = _argmin_candidates(resampled)  # [R, ..., B]
+    n_rules = grid_index.shape[0]
+    low, high, p_best = (np.full(grid_index.shape, np.nan) for _ in range(3))
+    for r in range(n_rules):
+        index = np.maximum(grid_index[r], 0)[None, ..., None]
+        boot_rule = np.take_along_axis(
+            resampled, np.broadcast_to(index, (*resampled.shape[:-1], 1)), -1
+        )[..., 0]
+        with np.errstate(invalid="ignore"):
+            boot_regret = boot_rule - boot_best  # inf where the rule's beta diverged
+        valid = (grid_index[r] >= 0) & ~no_best
+        # "lower" / "higher": no interpolation between inf and finite resamples
+        low[r] = np.where(valid, np.quantile(boot_regret, alpha, axis=0, method="lower"), np.nan)
+        high[r] = np.where(
+            valid, np.quantile(boot_regret, 1 - alpha, axis=0, method="higher"), np.nan
+        )
+        p_best[r] = np.where(valid, (boot_winner == grid_index[r][None]).mean(axis=0), np.nan)
+    return regret, low, high, p_best
+
+
+def regret_table(predictions: xr.Dataset) -> pd.DataFrame:
+    """One row per (rule, cell): predicted and grid beta, regret with its interval, anchor."""
+    axis = predictions.attrs["axis"]
+    names = [
+        "rule_beta",
+        "grid_beta",
+        "off_grid",
+        "regret",
+        "regret_low",
+        "regret_high",
+        "regret_pct",
+        "p_rule_best",
+        "anchor",
+    ]
+    frame = predictions[names].to_dataframe().reset_index()
+    cell = predictions[[f"best_{axis}", "best_min_val_ppl", "noise_ratio"]]
+    frame = frame.merge(cell.to_dataframe().reset_index(), how="left")
+    drop = [c for c in frame.columns if c.startswith("beta") or c == "quantile"]
+    return frame.drop(columns=drop)
+
+
+def regret_summary(predictions: xr.Dataset) -> pd.DataFrame:
+    """Per rule over its tested cells (a transfer rule's anchor left out): cells, hits (regret 0),
+    mean and max regret in perplexity and %, cells where the rule's beta diverged, predictions
+    off the grid."""
+    table = regret_table(predictions)
+    tested = table[table["anchor"] == 0]
+    rows = []
+    for name, group in tested.groupby("rule", sort=False):
+        finite = group["regret"][np.isfinite(group["regret"])]
+        rows.append(
+            {
+                "rule": name,
+                "cells": int(group["regret"].notna().sum()),
+                "hits": int((group["regret"] == 0).sum()),
+                "mean_regret": float(finite.mean()) if len(finite) else np.nan,
+                "max_regret": float(finite.max()) if len(finite) else np.nan,
+                "mean_regret_pct": float(
+                    group["regret_pct"][np.isfinite(group["regret_pct"])].mean()
+                )
+                if len(finite)
+                else np.nan,
+                "diverged": int(np.isinf(group["regret"]).sum()),
+                "off_grid": int(group["off_grid"].sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def diagonal_gap(aggregate: xr.Dataset) -> pd.DataFrame:
+    """Seed 003's claim on an off-diagonal (beta1, beta2) grid: is beta1 = beta2 near-optimal?
+
+    Per (batch size, lr): the best setting over the whole grid and the best on the diagonal
+    (seed means; a setting counts only if all its seeds completed), the gap between them in
+    perplexity and %, and the rank of the best diagonal setting among all candidates (1: the
+    diagonal holds the optimum).
+    """
+    if "beta1" not in aggregate.dims or "beta2" not in aggregate.dims:
+        raise ValueError("the aggregate has no (beta1, beta2) grid (tied betas?)")
+    ppl = candidate_ppl(aggregate)
+    others = [d for d in ppl.dims if d not in ("beta1", "beta2", "seed")]
+    ppl = ppl.transpose(*others, "beta1", "beta2", "seed")
+    mean = _seed_means(ppl.values)  # [..., beta1, beta2]
+    beta1 = np.asarray(aggregate["beta1"].values, float)
+    beta2 = np.asarray(aggregate["beta2"].values, float)
+    on_diagonal = np.isclose(beta1[:, None], beta2[None, :], rtol=0, atol=1e-12)
+    rows = []
+    for cell in np.ndindex(mean.shape[:-2]):
+        grid = mean[cell]
+        row = {d: ppl[d].values[i].item() for d, i in zip(others, cell, strict=True)}
+        finite = np.isfinite(grid)
+        if not finite.any():
+            rows.append(row)
+            continue
+        i, j = np.unravel_index(np.where(finite, grid, np.inf).argmin(), grid.shape)
+        row.update(best_beta1=beta1[i], best_beta2=beta2[j], best_ppl=grid[i, j])
+        diagonal = np.where(on_diagonal & finite, grid, np.inf)
+        if np.isfinite(diagonal).any():
+            k, m = np.unravel_index(diagonal.argmin(), grid.shape)
+            row.update(
+                diagonal_beta=beta1[k],
+                diagonal_ppl=grid[k, m],
+                gap=grid[k, m] - grid[i, j],
+                gap_pct=(grid[k, m] - grid[i, j]) / grid[i, j] * 100,
+                diagonal_rank=int((grid[finite] < grid[k, m]).sum()) + 1,
+                candidates=int(finite.sum()),
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,168 @@
+"""``adamnoise verify RESULTS_DIR --sample K``: an archive proves itself by retraining runs.
+
+Every run directory of the workflow holds the complete config it was trained with (``run.yaml``)
+next to its result (``result.nc``). ``verify`` draws K of them at random (seeded, so a check can be
+repeated), retrains each from its ``run.yaml`` into a temporary directory, and compares every
+data variable and coordinate of the new result with the stored one:
+
+* on CPU (the stored run and the rerun both on CPU) the numbers must be **bit-identical**: the
+  trainer is deterministic there (fixed seeds, one data order, deterministic kernels);
+* otherwise (a GPU on either side) within ``rtol`` (default 1e-3) and ``atol`` (1e-6): GPU
+  kernels (atomics in reductions, autotuned convolutions / matmuls) are not bit-reproducible.
+
+Timing variables (``wall_time_s``, ``tokens_per_s``) and provenance attributes are not compared.
+A run whose stored result is missing is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TIMING_VARIABLES = ("wall_time_s", "tokens_per_s")
+GPU_RTOL = 1e-3
+GPU_ATOL = 1e-6
+
+
+@dataclass
+class Verdict:
+    run_dir: Path
+    matches: bool
+    exact: bool  # the comparison demanded bit-identity
+    differences: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        mode = "bit-identical" if self.exact else f"within rtol {GPU_RTOL:g}"
+        if self.matches:
+            return f"ok        {self.run_dir}  ({mode})"
+        return f"MISMATCH  {self.run_dir}  ({mode}): " + "; ".join(self.differences)
+
+
+def find_runs(results_dir: Path, experiment: str | None = None) -> list[Path]:
+    """Run directories holding both ``run.yaml`` and ``result.nc``, sorted."""
+    pattern = f"{experiment or '*'}/runs/*/run.yaml"
+    return sorted(
+        p.parent for p in Path(results_dir).glob(pattern) if (p.parent / "result.nc").exists()
+    )
+
+
+def compare_results(stored, rerun, exact: bool, rtol: float = GPU_RTOL, atol: float = GPU_ATOL):
+    """Names and sizes of the differences between two result datasets (empty: they match)."""
+    import numpy as np
+
+    differences = []
+    for kind, names in (("variable", stored.data_vars), ("coordinate", stored.coords)):
+        for name in names:
+            if name in TIMING_VARIABLES:
+                continue
+            if name not in rerun.variables:
+                differences.append(f"{kind} {name} missing in the rerun")
+                continue
+            a, b = stored[name].values, rerun[name].values
+            if a.shape != b.shape:
+                differences.append(f"{name}: shape {a.shape} vs {b.shape}")
+                continue
+            if a.dtype.kind not in "fc":
+                if not np.array_equal(a, b):
+                    differences.append(f"{name}: values differ")
+                continue
+            same = (
+                np.array_equal(a, b, equal_nan=True)
+                if exact
+                else np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+            )
+            if not same:
+                with np.errstate(invalid="ignore"):
+                    gap = np.nanmax(np.abs(a.astype(float) - b.astype(float)), initial=0.0)
+                differences.append(f"{name}: max |difference| {gap:.3g}")
+    for name in ("status", "stop_reason"):
+        if stored.attrs.get(name) != rerun.attrs.get(name):
+            differences.append(
+                f"attribute {name}: {stored.attrs.get(name)} vs {rerun.attrs.get(name)}"
+            )
+    return differences
+
+
+def _resolved_config(
+    run_dir: Path, results_dir: Path, workdir: Path, device: str | None = None
+) -> Path:
+    """The run's config with its corpus path made absolute: the path is relative to the
+    workflow directory, which an archive may no longer be in (then: beside RESULTS_DIR)."""
+    import yaml
+
+    config = yaml.safe_load((run_dir / "run.yaml").read_text())
+    corpus = Path(config["data"]["corpus"])
+    if not corpus.is_absolute():
+        candidates = [Path.cwd() / corpus, results_dir.resolve().parent / corpus]
+        found = next((c for c in candidates if c.exists()), None)
+        if found is None:
+            looked = ", ".join(map(str, candidates))
+            raise FileNotFoundError(f"corpus {corpus} of {run_dir} not found (looked in {looked})")
+        config["data"]["corpus"] = str(found)
+    if device is not None:
+        config.setdefault("training", {})["device"] = device
+    path = workdir / "run.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def verify_run(run_dir: Path, results_dir: Path, device: str | None = None) -> Verdict:
+    """Retrain one run from its config in a temporary directory and compare the results."""
+    import xarray as xr
+
+    from adamnoise.training.config import load_run_config
+    from adamnoise.training.trainer import train
+
+    with tempfile.TemporaryDirectory(prefix="adamnoise-verify-") as tmp:
+        config = load_run_config(_resolved_config(run_dir, results_dir, Path(tmp), device))
+        out = Path(tmp) / "result.nc"
+        train(config, out, checkpoint_dir=Path(tmp) / "ckpt", resume=False)
+        with xr.open_dataset(run_dir / "result.nc") as stored, xr.open_dataset(out) as rerun:
+            on_cpu = all(
+                str(d.attrs.get("provenance_device", "cpu")).startswith("cpu")
+                for d in (stored, rerun)
+            )
+            differences = compare_results(stored.load(), rerun.load(), exact=on_cpu)
+    return Verdict(run_dir, not differences, on_cpu, differences)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    verify = subparsers.add_parser(
+        "verify",
+        help="retrain K random runs of a results directory and compare with the stored results",
+        description="Bit-identical on CPU; within rtol 1e-3 where a GPU is involved. Exit 1 if "
+        "any sampled run does not match.",
+    )
+    verify.add_argument("results_dir", type=Path, help="the workflow's results directory")
+    verify.add_argument("--sample", type=int, default=3, help="runs to retrain (default 3)")
+    verify.add_argument("--seed", type=int, default=0, help="seed of the random choice")
+    verify.add_argument("--experiment", help="only runs of this experiment")
+    verify.add_argument("--device", help="override the runs' device (e.g. cpu)")
+    verify.set_defaults(func=_verify)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    runs = find_runs(args.results_dir, args.experiment)
+    if not runs:
+        print(
+            f"adamnoise verify: no run with run.yaml and result.nc under {args.results_dir}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.sample < 1:
+        print("adamnoise verify: --sample must be >= 1", file=sys.stderr)
+        return 2
+    chosen = sorted(random.Random(args.seed).sample(runs, min(args.sample, len(runs))))
+    print(f"verifying {len(chosen)} of {len(runs)} runs (seed {args.seed})", file=sys.stderr)
+    verdicts = []
+    for run_dir in chosen:
+        verdict = verify_run(run_dir, args.results_dir, args.device)
+        print(verdict.line(), flush=True)
+        verdicts.append(verdict)
+    failed = sum(not v.matches for v in verdicts)
+    print(f"{len(verdicts) - failed} of {len(verdicts)} runs reproduce", file=sys.stderr)
+    return 1 if failed else 0
