@@ -31,6 +31,10 @@ slurm-packages:
 test: setup slurm-packages
 	$(BIN)/python -m pytest
 
+# the tests not marked slow or slurm (tests/conftest.py): about a minute on 2 cores
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow and not slurm"
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

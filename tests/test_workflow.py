@@ -225,6 +225,7 @@ def test_editing_one_notebook_reruns_only_that_figure(workflow_run):
     assert "Edited." in report.read_text()
 
 
+@pytest.mark.slow
 def test_dry_run_shows_the_whole_dag_of_the_default(tmp_path):
     workdir = copy_workflow(tmp_path)
     jobs = planned_jobs(workdir)
@@ -268,6 +269,7 @@ def broken_config(tmp_path: Path, edit) -> Path:
         "batch-not-a-size",
     ],
 )
+@pytest.mark.slow
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, edit, named):
     workdir = copy_workflow(tmp_path / "wf")
     config = broken_config(tmp_path, edit)

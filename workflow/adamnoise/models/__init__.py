@@ -8,21 +8,37 @@ preceding tokens the model wants in front of each sequence (0 except Transformer
 - ``transformer_xl`` (:mod:`.transformer_xl`): seed 000's Transformer-XL (Dai et al. 2019).
 - ``gpt`` (:mod:`.gpt`): seeds 002/003's GPT with RoPE, RMSNorm, SwiGLU.
 - ``nanogpt`` (:mod:`.gpt`): seed 004's nanoGPT (shakespeare_char).
+
+Configurations and presets (:mod:`.configs`, :mod:`.presets`) are torch-free, so that the
+workflow validates configs without importing torch; the names below that need torch are
+imported on first use.
 """
 
-from .gpt import GPT, GPTConfig, NanoGPT, NanoGPTConfig
-from .presets import (
-    ARCHITECTURES,
-    MODEL_PARAMETERS,
-    PRESETS,
-    build_model,
-    count_parameters,
-    resolve_model_config,
-)
-from .transformer_xl import TransformerXL, TransformerXLConfig
+from .configs import CONFIGS, GPTConfig, NanoGPTConfig, TransformerXLConfig
+from .presets import MODEL_PARAMETERS, PRESETS, context_len_of, resolve_model_config
+
+# name -> submodule that defines it; imported (with torch) when first accessed
+_WITH_TORCH = {
+    "ARCHITECTURES": "build",
+    "build_model": "build",
+    "count_parameters": "build",
+    "GPT": "gpt",
+    "NanoGPT": "gpt",
+    "TransformerXL": "transformer_xl",
+}
+
+
+def __getattr__(name: str):
+    if name in _WITH_TORCH:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_WITH_TORCH[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ARCHITECTURES",
+    "CONFIGS",
     "GPT",
     "GPTConfig",
     "MODEL_PARAMETERS",
@@ -32,6 +48,7 @@ __all__ = [
     "TransformerXL",
     "TransformerXLConfig",
     "build_model",
+    "context_len_of",
     "count_parameters",
     "resolve_model_config",
 ]

@@ -24,81 +24,14 @@ per block N(0, 0.02 / sqrt(2 · n_layer)) (seeds 002/003 App. "Initialization"; 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .configs import GPTConfig, NanoGPTConfig, rotary_dim
+
 INIT_STD = 0.02
-
-
-@dataclass
-class GPTConfig:
-    """Modern GPT of seeds 002/003; defaults are their smallest (160 M, Pythia-160m-like) model."""
-
-    n_layer: int = 12
-    d_model: int = 768
-    n_head: int = 12
-    # SwiGLU hidden width; None means 8/3 · d_model (the seeds' expansion factor), rounded up to
-    # a multiple of 16 (2048 for d_model 768).
-    d_mlp: int | None = None
-    rotary_fraction: float = 0.25  # share of each head's dimensions that RoPE rotates
-    rotary_base: float = 10000.0
-    tie_embeddings: bool = False
-    dropout: float = 0.0
-    max_seq_len: int = 2048  # length of the rotary cache
-
-    def __post_init__(self):
-        _check_common("gpt", self.n_layer, self.d_model, self.n_head, self.max_seq_len)
-        _check_dropout("gpt", self.dropout)
-        if self.d_mlp is None:
-            self.d_mlp = 16 * math.ceil(8 * self.d_model / 3 / 16)
-        if self.d_mlp < 1:
-            raise ValueError(f"gpt: d_mlp must be >= 1, got {self.d_mlp}")
-        if not 0.0 < self.rotary_fraction <= 1.0:
-            raise ValueError(f"gpt: rotary_fraction must be in (0, 1], got {self.rotary_fraction}")
-        if rotary_dim(self.d_model // self.n_head, self.rotary_fraction) < 2:
-            raise ValueError("gpt: rotary_fraction rotates fewer than 2 dimensions per head")
-
-
-@dataclass
-class NanoGPTConfig:
-    """Karpathy's nanoGPT; defaults are seed 004's shakespeare_char model (~10.65 M parameters)."""
-
-    n_layer: int = 6
-    d_model: int = 384  # nanoGPT's n_embd
-    n_head: int = 6
-    max_seq_len: int = 256  # nanoGPT's block_size: the number of learned positions
-    dropout: float = 0.2
-    # nanoGPT's train.py defaults to bias=False and config/train_shakespeare_char.py keeps it;
-    # its "10.65M parameters" for shakespeare_char is the count without biases.
-    bias: bool = False
-    tie_embeddings: bool = True
-
-    def __post_init__(self):
-        _check_common("nanogpt", self.n_layer, self.d_model, self.n_head, self.max_seq_len)
-        _check_dropout("nanogpt", self.dropout)
-
-
-def _check_common(arch: str, n_layer: int, d_model: int, n_head: int, max_seq_len: int) -> None:
-    for name, value in (("n_layer", n_layer), ("d_model", d_model), ("n_head", n_head)):
-        if value < 1:
-            raise ValueError(f"{arch}: {name} must be >= 1, got {value}")
-    if d_model % n_head:
-        raise ValueError(f"{arch}: d_model ({d_model}) must be divisible by n_head ({n_head})")
-    if max_seq_len < 1:
-        raise ValueError(f"{arch}: max_seq_len must be >= 1, got {max_seq_len}")
-
-
-def _check_dropout(arch: str, dropout: float) -> None:
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"{arch}: dropout must be in [0, 1), got {dropout}")
-
-
-def rotary_dim(head_dim: int, fraction: float) -> int:
-    """Number of rotated dimensions per head: the fraction of head_dim, rounded down to even."""
-    return 2 * int(head_dim * fraction / 2)
 
 
 class RotaryEmbedding(nn.Module):

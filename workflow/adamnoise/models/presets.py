@@ -1,9 +1,9 @@
-"""Named model configurations, config validation and ``build_model``.
+"""Named model configurations and their validation, torch-free (``build.build_model`` builds them).
 
 A model config is a dict: ``{"arch": ..., <that architecture's fields>}`` or ``{"preset": name}``
 with optional overrides of the preset's fields. ``resolve_model_config`` turns either into the
 complete, validated field dict (every default filled in, so it can be stored as provenance);
-``build_model`` builds the module from it. The sequence length is not a model field: it is
+``build.build_model`` builds the module from it. The sequence length is not a model field: it is
 ``data.seq_len`` of the run config. Only architectures with a hard maximum (nanoGPT's learned
 positions, the rotary cache of ``gpt``) have ``max_seq_len``; a longer input raises a ValueError.
 """
@@ -13,21 +13,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from torch import nn
-
-from .gpt import GPT, GPTConfig, NanoGPT, NanoGPTConfig
-from .transformer_xl import TransformerXL, TransformerXLConfig
-
-ARCHITECTURES: dict[str, tuple[type, type[nn.Module]]] = {
-    "transformer_xl": (TransformerXLConfig, TransformerXL),
-    "gpt": (GPTConfig, GPT),
-    "nanogpt": (NanoGPTConfig, NanoGPT),
-}
+from .configs import CONFIGS
 
 # The fields each architecture accepts (besides "arch"), for validating experiment configs.
 MODEL_PARAMETERS: dict[str, set[str]] = {
     arch: {field.name for field in dataclasses.fields(config_cls)}
-    for arch, (config_cls, _) in ARCHITECTURES.items()
+    for arch, config_cls in CONFIGS.items()
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -132,10 +123,10 @@ def resolve_model_config(cfg: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"unknown model preset {preset!r}; known: {sorted(PRESETS)}")
         cfg = {**PRESETS[preset], **cfg}
     arch = cfg.pop("arch", None)
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"model config needs 'arch' in {sorted(ARCHITECTURES)}, got {arch!r}")
+    if arch not in CONFIGS:
+        raise ValueError(f"model config needs 'arch' in {sorted(CONFIGS)}, got {arch!r}")
 
-    config_cls, _ = ARCHITECTURES[arch]
+    config_cls = CONFIGS[arch]
     allowed = MODEL_PARAMETERS[arch]
     unknown = sorted(set(cfg) - allowed)
     if unknown:
@@ -161,21 +152,3 @@ def context_len_of(cfg: dict[str, Any]) -> int:
     if resolved["arch"] == "transformer_xl" and resolved.get("carry_memory"):
         return int(resolved["mem_len"])
     return 0
-
-
-def build_model(cfg: dict[str, Any], vocab_size: int) -> nn.Module:
-    """Build the language model described by ``cfg`` (see :func:`resolve_model_config`).
-
-    Weights are drawn from torch's global generator: seed it (``torch.manual_seed``) first for a
-    reproducible initialisation. The model is built on the CPU in float32.
-    """
-    if vocab_size < 1:
-        raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
-    fields = resolve_model_config(cfg)
-    config_cls, model_cls = ARCHITECTURES[fields.pop("arch")]
-    return model_cls(config_cls(**fields), vocab_size)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable scalars; a tied weight counts once (``parameters()`` deduplicates)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -32,44 +32,16 @@ replacement from a fresh permutation every epoch).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .configs import TransformerXLConfig
+
 # Dai et al.'s initialisation (kept by Kunstner et al.): every weight N(0, 0.02), biases zero,
 # LayerNorm gains N(1, 0.02).
 INIT_STD = 0.02
-
-
-@dataclass
-class TransformerXLConfig:
-    """Fields of the Transformer-XL; the defaults are seed 000's model (preset ``txl-paper``)."""
-
-    n_layer: int = 6
-    d_model: int = 512
-    n_head: int = 8
-    d_head: int = 64
-    d_inner: int = 2048
-    dropout: float = 0.1  # on embeddings, attention output, feed-forward and final hidden state
-    dropatt: float = 0.0  # on attention probabilities
-    mem_len: int = 128  # hidden states kept per layer when carry_memory is on
-    carry_memory: bool = False  # Kunstner et al. did not carry memory between batches
-
-    def __post_init__(self):
-        for name in ("n_layer", "d_model", "n_head", "d_head", "d_inner"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"transformer_xl: {name} must be >= 1, got {getattr(self, name)}")
-        if self.d_model % 2:
-            raise ValueError("transformer_xl: d_model must be even (sinusoidal encodings)")
-        if self.mem_len < 0:
-            raise ValueError(f"transformer_xl: mem_len must be >= 0, got {self.mem_len}")
-        if self.carry_memory and self.mem_len == 0:
-            raise ValueError("transformer_xl: carry_memory needs mem_len > 0")
-        for name in ("dropout", "dropatt"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"transformer_xl: {name} must be in [0, 1)")
 
 
 def sinusoidal_encoding(distances: torch.Tensor, dim: int) -> torch.Tensor:

@@ -1,41 +1,62 @@
 """Optimisers of the seeds: functional cores (``functional``) and ``torch.optim`` wrappers.
 
 ``build_optimizer(params, cfg)`` builds one from the ``optimizer`` section of a run config;
-``OPTIMIZER_PARAMETERS[name]`` lists the keys each accepts. See ``factory`` for the config format,
-``optimizers`` for ``last_step_stats`` (clipping instrumentation).
+``OPTIMIZER_PARAMETERS[name]`` lists the keys each accepts. ``configs.OPTIMIZERS`` is the registry
+(one dataclass per optimiser: fields, defaults, value rules, how to build it). See ``factory`` for
+the config format, ``optimizers`` for ``last_step_stats`` (clipping instrumentation).
+
+Configurations and the factory (:mod:`.configs`, :mod:`.factory`) are torch-free, so that the
+workflow validates configs without importing torch (``build_optimizer`` imports it when it
+builds); the names below that need torch are imported on first use.
 """
 
-from adamnoise.optim.factory import (
+from .configs import KADAM_STRATEGIES, OPTIMIZERS, OptimizerConfig
+from .factory import (
     OPTIMIZER_DEFAULTS,
     OPTIMIZER_PARAMETERS,
     build_optimizer,
+    optimizer_config,
     resolve_optimizer_config,
 )
-from adamnoise.optim.functional import KADAM_STRATEGIES, kadam_betas
-from adamnoise.optim.optimizers import (
-    Adam,
-    EMASign,
-    InstrumentedOptimizer,
-    KAdam,
-    RMSprop,
-    SGDMomentum,
-    SignSGD,
-    Signum,
-)
+
+# name -> submodule that defines it; imported (with torch) when first accessed
+_WITH_TORCH = {
+    "kadam_betas": "functional",
+    "Adam": "optimizers",
+    "EMASign": "optimizers",
+    "InstrumentedOptimizer": "optimizers",
+    "KAdam": "optimizers",
+    "RMSprop": "optimizers",
+    "SGDMomentum": "optimizers",
+    "SignSGD": "optimizers",
+    "Signum": "optimizers",
+}
+
+
+def __getattr__(name: str):
+    if name in _WITH_TORCH:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_WITH_TORCH[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "KADAM_STRATEGIES",
+    "OPTIMIZERS",
     "OPTIMIZER_DEFAULTS",
     "OPTIMIZER_PARAMETERS",
     "Adam",
     "EMASign",
     "InstrumentedOptimizer",
     "KAdam",
+    "OptimizerConfig",
     "RMSprop",
     "SGDMomentum",
     "SignSGD",
     "Signum",
     "build_optimizer",
     "kadam_betas",
+    "optimizer_config",
     "resolve_optimizer_config",
 ]

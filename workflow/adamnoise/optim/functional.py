@@ -20,8 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-KADAM_STRATEGIES = ("inverse_exp", "exp", "scaled", "naive")
-
+from adamnoise.optim.configs import KADAM_STRATEGIES
 
 # --------------------------------------------------------------------------------------------
 # Clipping (seed 002 App. B, seed 003 §2)
