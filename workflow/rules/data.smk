@@ -8,7 +8,7 @@ rule prepare_offline_corpus:
     log:
         f"{RESULTS}/logs/data/{{corpus}}.log",
     wildcard_constraints:
-        corpus="|".join(ex.OFFLINE_CORPORA),
+        corpus="|".join(corpus.OFFLINE_CORPORA),
     conda:
         CONDA_ENV
     params:
