@@ -53,8 +53,9 @@ class RemoteFile:
     description: str
 
 
-# Facts from /work/shared/notes/reference-facts.md ("WikiText-2"). The smerity.com mirror comes
-# first because the original S3 location is reported to answer 403 now.
+# The wikitext-2-v1.zip of Merity et al. (2016), as served by both locations below (size and sha256
+# of that archive). The smerity.com mirror comes first because the original S3 location is
+# reported to answer 403 now.
 REMOTE_FILES: dict[str, RemoteFile] = {
     "wikitext2": RemoteFile(
         name="wikitext2",

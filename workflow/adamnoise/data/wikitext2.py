@@ -1,7 +1,8 @@
 """WikiText-2, seed 000's corpus, prepared by its protocol.
 
-Seed 000's corpus, prepared by its protocol (Kunstner et al. 2023, who use Transformer-XL's
-loader; see reference-facts.md): read straight from ``wikitext-2-v1.zip``
+Seed 000 follows Kunstner et al. (2023, "Noise is not the main factor behind the gap between SGD
+and Adam on transformers, but sign descent might be"), who use Transformer-XL's loader (Dai et al.
+2019): read straight from ``wikitext-2-v1.zip``
 (``wikitext-2/wiki.{train,valid,test}.tokens``), every line split on whitespace, case kept,
 ``<eos>`` appended to **every** line (an empty line becomes a lone ``<eos>``). The vocabulary
 is built over all three splits: ``<eos>`` is id 0, the other tokens follow by decreasing count,

@@ -6,7 +6,7 @@ covariance Sigma, the squared norm of the batch-mean gradient has expectation
     E |G_B|^2 = |G|^2 + tr(Sigma) / B.
 
 Measuring |G_B|^2 at two batch sizes B_small < B_big and solving the two equations gives unbiased
-estimates (reference-facts.md, "Gradient noise scale"):
+estimates (McCandlish et al. 2018, "An Empirical Model of Large-Batch Training", App. A.1):
 
     |G|^2     ~ (B_big |G_big|^2 - B_small |G_small|^2) / (B_big - B_small)
     tr(Sigma) ~ (|G_small|^2 - |G_big|^2) / (1/B_small - 1/B_big)
