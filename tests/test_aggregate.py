@@ -7,13 +7,14 @@ import pytest
 import xarray as xr
 import yaml
 
-from adamnoise.aggregate import STATUS_CODES, STOP_CODES, aggregate_directory
+from adamnoise.aggregate import aggregate_directory
 from adamnoise.analysis import crossing, predict_flips
 from adamnoise.cli import main
 from adamnoise.data.corpus import prepare_corpus
 from adamnoise.experiment import load_experiments
 from adamnoise.io import save_netcdf, write_text
 from adamnoise.optima import sweep_optima
+from adamnoise.status import STATUS_CODES, STOP_CODES
 
 CONFIG = {
     "active": ["mini"],
@@ -69,7 +70,7 @@ def test_aggregate_has_grid_dims_units_and_provenance(trained, tmp_path):
     assert reopened["val_ppl"].dims == ("batch_size", "beta1", "beta2", "lr", "seed", "eval")
     assert reopened["min_val_ppl"].dims == ("batch_size", "beta1", "beta2", "lr", "seed")
     assert list(reopened["batch_size"].values) == [4, 8]
-    assert reopened["b_simple"].attrs["units"] == "sequence"
+    assert reopened["b_simple"].attrs["units"] == "sequences"
     assert reopened.attrs["provenance_git_commit"]
     assert json.loads(reopened.attrs["experiment_config"])["grid"]["beta2"] == [0.9, 0.999]
     assert reopened.attrs["n_train_sequences"] > 1000
@@ -202,3 +203,36 @@ def test_max_update_growth_reads_the_slope_and_predicts_abs_c_over_two():
     assert np.isnan(max_update_growth(short)["measured"]).all()
     with pytest.raises(ValueError, match="half_window"):
         max_update_growth(aggregate, step=3, half_window=5)
+
+
+@pytest.mark.filterwarnings("error")
+def test_stability_figure_of_a_product_grid(trained):
+    """Seed 004's figure on a beta1 x beta2 grid (a missing run among them): one max-update curve
+    and one dotted bound per beta pair of the first batch size, every run's slope, every pair."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from adamnoise import plots
+    from adamnoise.analysis import max_update_growth
+
+    experiment, root = trained
+    dataset = aggregate_directory(experiment, root / "runs")
+    growth = max_update_growth(dataset, step=3, half_window=2)
+    assert growth["measured"].dims == ("batch_size", "beta1", "beta2", "lr", "seed")
+    assert growth["max_update_bound"].dims == ("beta1", "beta2", "train_step")
+    assert np.isnan(growth["measured"].sel(batch_size=8, beta2=0.999)).all()  # the missing run
+    figure = plots.stability(dataset, growth)
+    curves, rates, plane = figure.axes[:3]
+    assert len([line for line in curves.get_lines() if line.get_linestyle() == "-"]) == 2
+    assert len(rates.collections[0].get_offsets()) == growth["measured"].size == 4
+    assert len(plane.collections[0].get_offsets()) == 2
+
+
+def test_the_aggregate_carries_the_result_files_units():
+    """One definition of every variable's metadata: the aggregate reuses the result file's."""
+    from adamnoise.aggregate import SCALARS, SERIES
+    from adamnoise.training.result import EVAL_VARIABLES, SUMMARY_VARIABLES
+
+    assert SCALARS == SUMMARY_VARIABLES
+    for name in ("val_loss", "train_loss", "b_simple", "val_ppl"):
+        assert SERIES[name] == EVAL_VARIABLES[name]

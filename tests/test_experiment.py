@@ -185,3 +185,22 @@ def test_paper_config_plans_only_runs_that_can_run():
     config["experiments"]["paper-beta2"]["grid"]["batch_size"] = [128, 16384]
     with pytest.raises(ConfigError, match=r"paper-beta2\.grid\.batch_size: 16384 exceeds N"):
         load_experiments(config)
+
+
+def test_every_run_id_matches_the_workflow_pattern():
+    """The run_id wildcard (RUN_ID_PATTERN) matches every id the shipped configs generate."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from adamnoise.experiment import RUN_ID_PATTERN, load_experiments
+
+    repo = Path(__file__).resolve().parents[1]
+    base = yaml.safe_load((repo / "config" / "config.yaml").read_text())
+    pattern = re.compile(RUN_ID_PATTERN)
+    for path in [repo / "config" / "ladder.yaml", *sorted((repo / "config/seeds").glob("*.yaml"))]:
+        config = {**base, **yaml.safe_load(path.read_text())}
+        for experiment in load_experiments(config).values():
+            for run_id in experiment.run_ids():
+                assert pattern.fullmatch(run_id), (path.name, run_id)

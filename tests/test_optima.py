@@ -173,8 +173,8 @@ def test_slope_interval_is_a_t_interval_over_the_seeds_own_slopes():
 
 
 def test_seed_winners_capped_runs_and_an_unsorted_axis():
-    from adamnoise.aggregate import STOP_CODES
     from adamnoise.optima import STOP_CAP_CODE
+    from adamnoise.status import STOP_CODES
 
     assert STOP_CODES["cap"] == STOP_CAP_CODE
     # seed 0 prefers 0.99, seed 1 prefers 0.9; the means favour 0.99

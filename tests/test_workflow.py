@@ -215,12 +215,12 @@ def test_editing_one_notebook_reruns_only_that_figure(workflow_run):
     notebook["cells"].append({"cell_type": "markdown", "metadata": {}, "source": ["Edited."]})
     notebook_path.write_text(json.dumps(notebook))
     whole = planned_jobs(workdir, *config_args)
-    assert whole == {"report_figure": 1, "all": 1}
+    assert whole == {"report_figure": 1, "report_index": 1, "all": 1}  # the index links it
     alone = planned_jobs(workdir, "figure_noise_scale", *config_args)
     assert alone == {"report_figure": 1, "figure_noise_scale": 1}
 
     snakemake(workdir, "figure_noise_scale", *config_args)
-    assert planned_jobs(workdir, *config_args) == {}
+    assert planned_jobs(workdir, *config_args) == {"report_index": 1, "all": 1}
     report = workdir / "results" / "smallest" / "report" / "noise_scale.ipynb"
     assert "Edited." in report.read_text()
 
@@ -230,9 +230,19 @@ def test_dry_run_shows_the_whole_dag_of_the_default(tmp_path):
     workdir = copy_workflow(tmp_path)
     jobs = planned_jobs(workdir)
     assert jobs["train"] == 18  # 3 batch sizes x 3 beta2 x 2 seeds
-    for rule in ("prepare_offline_corpus", "aggregate", "theory_flips", "theory_grid", "optima"):
+    for rule in (
+        "prepare_offline_corpus",
+        "aggregate",
+        "theory_flips",
+        "theory_grid",
+        "optima",
+        "predictions",
+        "report_index",
+    ):
         assert jobs[rule] == 1, rule
-    assert jobs["report_figure"] == 2 and jobs["report_theory"] == 1
+    # beta2_sweep, beta2_predictions, noise_scale; the toy quadratics of seeds 002 and 003
+    assert jobs["report_figure"] == 3 and jobs["report_theory"] == 1
+    assert jobs["toy_quadratic"] == 2 and jobs["report_toy"] == 2
 
 
 def broken_config(tmp_path: Path, edit) -> Path:

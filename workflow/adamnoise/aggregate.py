@@ -6,10 +6,17 @@ folded into ``beta2`` for tied-beta experiments) plus ``eval``, the evaluation i
 result file is missing leaves NaN in its cells and is listed in the ``missing_runs`` attribute: a
 partial sweep (a cluster run still going, a job that failed) can be looked at without a crash.
 
+Betas along a curve (``grid.betas``, seed 004 Fig. 1) are one dimension ``point`` (the index along
+the curve) instead of ``beta1`` x ``beta2``, with ``beta1`` and ``beta2`` as coordinates on it: 64
+points on a curve make 64 cells, not a 64 x 64 array that is NaN off its diagonal. Product grids
+are laid out as before.
+
 Runs stop at different evaluations (patience) and batch sizes evaluate at different steps, so
 every per-evaluation series comes with its own ``eval_epoch`` and ``eval_step``. ``stop_reason``
 and ``best_is_last`` say whether each run trained past its minimum; ``b_simple_window`` is the
-noise scale that the flip prediction uses (``analysis.predict_flips``).
+noise scale that the flip prediction uses (``analysis.predict_flips``). ``diverged_at_step`` is the
+first step whose training loss was non-finite or too large (NaN: none); a run with
+``training.stop_on_divergence: false`` has status diverged, stop reason cap and its whole series.
 """
 
 from __future__ import annotations
@@ -23,32 +30,18 @@ import numpy as np
 import xarray as xr
 
 from adamnoise import provenance
-from adamnoise.experiment import Experiment
+from adamnoise.experiment import CURVE_DIM, Experiment
+from adamnoise.status import DIVERGED, MISSING, STATUS_CODES, STOP_CAP, STOP_CODES
 from adamnoise.training.epochs import mean_batch_size
-from adamnoise.training.result import STEP_VARIABLES
+from adamnoise.training.result import EVAL_VARIABLES, STEP_VARIABLES, SUMMARY_VARIABLES
 
-# run status -> code stored in the aggregate (CF flag convention)
-STATUS_CODES = {"missing": -1, "completed": 0, "diverged": 1}
-# why a run stopped (trainer.py) -> code: passed its minimum, hit its budget, diverged
-STOP_CODES = {"missing": -1, "patience": 0, "cap": 1, "diverged": 2}
-
-# per-run scalars copied from each result file: name -> (units, description)
-SCALARS = {
-    "min_val_ppl": ("1", "minimal validation perplexity over the evaluations"),
-    "best_epoch": ("epoch", "epoch of the minimal validation perplexity"),
-    "best_step": ("step", "optimiser step of the minimal validation perplexity"),
-    "test_ppl": ("1", "test perplexity at the best checkpoint (NaN if not measured)"),
-    "wall_time_s": ("s", "wall-clock time of the run"),
-    "tokens_per_s": ("token/s", "training throughput"),
-}
+# per-run scalars copied from each result file, with the result file's metadata (result.py)
+SCALARS = SUMMARY_VARIABLES
 # per-evaluation series: name -> (units, description)
 SERIES = {
-    "val_ppl": ("1", "validation perplexity (token-weighted)"),
-    "val_loss": ("nat/token", "validation cross-entropy (token-weighted)"),
-    "train_loss": ("nat/token", "mean training loss since the previous evaluation"),
-    "b_simple": ("sequence", "simple noise scale B_simple = tr(Sigma)/|G|^2 (EMA estimate)"),
-    "eval_epoch": ("epoch", "epochs completed at the evaluation"),
-    "eval_step": ("step", "optimiser steps completed at the evaluation"),
+    **{name: EVAL_VARIABLES[name] for name in ("val_ppl", "val_loss", "train_loss", "b_simple")},
+    "eval_epoch": ("epochs", "epochs completed at the evaluation"),
+    "eval_step": ("steps", "optimiser steps completed at the evaluation"),
 }
 RUN_SERIES = {"eval_epoch": "epoch", "eval_step": "step"}  # aggregate name -> run result name
 # per-step series (float32: a paper-scale sweep has ~10^3 runs x ~10^4 steps)
@@ -65,7 +58,44 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
     dims = experiment.grid_dims()
     coords = {axis: experiment.axis_values(axis) for axis in dims}
     shape = tuple(len(coords[axis]) for axis in dims)
+    results, missing = _read_results(experiment, result_paths)
+    data, seen = _stack_runs(results, shape)
+    n_eval = data["val_ppl"].shape[-1]
+    n_steps = data["max_update"].shape[-1]
+    dataset = xr.Dataset(
+        _variables(data, dims),
+        coords={
+            **coords,
+            "eval": np.arange(n_eval),
+            "epoch": ("eval", _evaluation_epochs(results, n_eval)),
+            "train_step": np.arange(1, n_steps + 1),
+        },
+    )
+    n_train = experiment.num_train_sequences
+    if len(seen["n_sequences"]) > 1 or (seen["n_sequences"] and seen["n_sequences"] != {n_train}):
+        raise ValueError(
+            f"runs disagree on the number of training sequences: {sorted(seen['n_sequences'])} "
+            f"(the config gives N = {n_train})"
+        )
+    dataset = _describe_coords(dataset, experiment, n_train)
+    dataset.attrs.update(
+        experiment=experiment.name,
+        experiment_config=json.dumps(experiment.config, sort_keys=True),
+        n_runs=len(experiment.points()),
+        n_missing=len(missing),
+        missing_runs=json.dumps(missing),
+        run_git_commits=json.dumps(sorted(seen["commits"])),
+        run_devices=json.dumps(sorted(seen["devices"])),
+    )
+    dataset.attrs["n_train_sequences"] = n_train
+    dataset.attrs.update(provenance.as_attrs(provenance.collect()))
+    return dataset
 
+
+def _read_results(
+    experiment: Experiment, result_paths: Mapping[str, Path]
+) -> tuple[dict[tuple[int, ...], xr.Dataset], list[str]]:
+    """The result file of every grid point that has one (by grid index), and the missing run ids."""
     results: dict[tuple[int, ...], xr.Dataset] = {}
     missing: list[str] = []
     for point in experiment.points():
@@ -73,38 +103,45 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
         if path is None or not Path(path).exists():
             missing.append(point.run_id)
             continue
-        index = tuple(coords[axis].index(getattr(point, axis)) for axis in dims)
-        results[index] = _open_result(Path(path))
+        results[experiment.grid_index(point)] = _open_result(Path(path))
+    return results, missing
 
-    n_eval = max((run.sizes.get("eval", 0) for run in results.values()), default=0)
-    epochs = np.full(n_eval, np.nan)
+
+def _evaluation_epochs(results: dict, n_eval: int) -> np.ndarray:
+    """The epochs of the evaluations of a run with the most of them (NaN if none)."""
     for run in results.values():
         if run.sizes.get("eval", 0) == n_eval and n_eval:
-            epochs = np.asarray(run["epoch"].values, dtype=float)
-            break
+            return np.asarray(run["epoch"].values, dtype=float)
+    return np.full(n_eval, np.nan)
 
+
+def _stack_runs(results: dict, shape: tuple[int, ...]) -> tuple[dict[str, np.ndarray], dict]:
+    """Every per-run quantity as an array over the grid (NaN / missing where a run has no result),
+    and the sets of training-sequence counts, commits and devices the runs report."""
+    n_eval = max((run.sizes.get("eval", 0) for run in results.values()), default=0)
     n_steps = max((run.sizes.get("train_step", 0) for run in results.values()), default=0)
     data: dict[str, np.ndarray] = {name: np.full(shape, np.nan) for name in SCALARS}
-    data["b_simple_at_best"] = np.full(shape, np.nan)
-    data["b_simple_window"] = np.full(shape, np.nan)
-    best_is_last = np.zeros(shape, dtype=np.int8)
-    stop_reason = np.full(shape, STOP_CODES["missing"], dtype=np.int8)
+    for name in ("b_simple_at_best", "b_simple_window", "diverged_at_step"):
+        data[name] = np.full(shape, np.nan)
+    data["best_is_last"] = np.zeros(shape, dtype=np.int8)
+    data["stop_reason"] = np.full(shape, STOP_CODES[MISSING], dtype=np.int8)
+    data["status"] = np.full(shape, STATUS_CODES[MISSING], dtype=np.int8)
     data.update({name: np.full((*shape, n_eval), np.nan) for name in SERIES})
     data.update({name: np.full((*shape, n_steps), np.nan, np.float32) for name in STEP_SERIES})
-    status = np.full(shape, STATUS_CODES["missing"], dtype=np.int8)
-    n_sequences: set[int] = set()
-    commits: set[str] = set()
-    devices: set[str] = set()
+    seen: dict[str, set] = {"n_sequences": set(), "commits": set(), "devices": set()}
 
     for index, run in results.items():
-        status[index] = STATUS_CODES.get(str(run.attrs.get("status")), STATUS_CODES["missing"])
+        data["status"][index] = STATUS_CODES.get(
+            str(run.attrs.get("status")), STATUS_CODES[MISSING]
+        )
         for name in SCALARS:
             if name in run:
                 data[name][index] = float(run[name].values)
-        stop_reason[index] = STOP_CODES.get(
-            str(run.attrs.get("stop_reason", "cap")), STOP_CODES["missing"]
+        data["stop_reason"][index] = STOP_CODES.get(
+            str(run.attrs.get("stop_reason", STOP_CAP)), STOP_CODES[MISSING]
         )
-        best_is_last[index] = int(run.attrs.get("best_is_last", 0))
+        data["best_is_last"][index] = int(run.attrs.get("best_is_last", 0))
+        data["diverged_at_step"][index] = _diverged_at_step(run)
         length = run.sizes.get("eval", 0)
         for name in SERIES:
             source = RUN_SERIES.get(name, name)
@@ -122,10 +159,14 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
                 run["b_simple"].values, run["step"].values, data["best_step"][index]
             )
         if "train_sequences" in run.attrs:
-            n_sequences.add(int(run.attrs["train_sequences"]))
-        commits.add(str(run.attrs.get("provenance_git_commit", "unknown")))
-        devices.add(str(run.attrs.get("provenance_device", "unknown")))
+            seen["n_sequences"].add(int(run.attrs["train_sequences"]))
+        seen["commits"].add(str(run.attrs.get("provenance_git_commit", "unknown")))
+        seen["devices"].add(str(run.attrs.get("provenance_device", "unknown")))
+    return data, seen
 
+
+def _variables(data: dict[str, np.ndarray], dims: tuple[str, ...]) -> dict:
+    """The stacked arrays as dataset variables with their units, descriptions and flags."""
     variables = {
         name: (dims, values, {"units": SCALARS[name][0], "description": SCALARS[name][1]})
         for name, values in data.items()
@@ -134,16 +175,26 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
     variables["b_simple_at_best"] = (
         dims,
         data["b_simple_at_best"],
-        {"units": "sequence", "description": "B_simple at the evaluation of minimal val. ppl"},
+        {"units": "sequences", "description": "B_simple at the evaluation of minimal val. ppl"},
     )
     variables["b_simple_window"] = (
         dims,
         data["b_simple_window"],
-        {"units": "sequence", "description": WINDOW_DESCRIPTION},
+        {"units": "sequences", "description": WINDOW_DESCRIPTION},
+    )
+    variables["diverged_at_step"] = (
+        dims,
+        data["diverged_at_step"],
+        {
+            "units": "steps",
+            "description": "first optimiser step whose training loss was non-finite or above "
+            "divergence_loss (NaN: none, or no result); the run trained on past it if its "
+            "stop_reason is not diverged",
+        },
     )
     variables["stop_reason"] = (
         dims,
-        stop_reason,
+        data["stop_reason"],
         {
             "flag_values": np.array(list(STOP_CODES.values()), dtype=np.int8),
             "flag_meanings": " ".join(STOP_CODES),
@@ -153,7 +204,7 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
     )
     variables["best_is_last"] = (
         dims,
-        best_is_last,
+        data["best_is_last"],
         {
             "description": "1 if the run's best evaluation is its last one: it may have stopped "
             "before its minimum"
@@ -173,7 +224,7 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
         )
     variables["status"] = (
         dims,
-        status,
+        data["status"],
         {
             "flag_values": np.array(list(STATUS_CODES.values()), dtype=np.int8),
             "flag_meanings": " ".join(STATUS_CODES),
@@ -181,51 +232,54 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
         },
     )
 
-    dataset = xr.Dataset(
-        variables,
-        coords={
-            **coords,
-            "eval": np.arange(n_eval),
-            "epoch": ("eval", epochs),
-            "train_step": np.arange(1, n_steps + 1),
-        },
-    )
-    n_train = experiment.num_train_sequences
+    return variables
+
+
+def _describe_coords(dataset: xr.Dataset, experiment: Experiment, n_train: int) -> xr.Dataset:
+    """The realised batch size N/m, the curve's (beta1, beta2) and the coordinates' metadata."""
     dataset = dataset.assign_coords(
         mean_batch_size=(
             "batch_size",
             [mean_batch_size(n_train, int(b)) for b in dataset["batch_size"].values],
             {
-                "units": "sequence",
+                "units": "sequences",
                 "description": "realised batch size N / m (m batches per epoch, epochs.py)",
             },
         )
     )
+    if experiment.beta_curve is not None:
+        dataset = dataset.assign_coords(
+            beta1=(CURVE_DIM, experiment.axis_values("beta1"), {"description": BETA1_TEXT}),
+            beta2=(CURVE_DIM, experiment.axis_values("beta2"), {"description": BETA2_TEXT}),
+        )
+        dataset[CURVE_DIM].attrs.update(
+            description="index of the (beta1, beta2) point along the normal curve "
+            "(grid.betas.normal_curve in experiment_config)"
+        )
     dataset["batch_size"].attrs.update(
-        units="sequence", description="configured sequences per step (full batch: N)"
+        units="sequences", description="configured sequences per step (full batch: N)"
     )
     dataset["lr"].attrs.update(description="learning rate")
     dataset["epoch"].attrs.update(
         description="epochs of the evaluations of one run with the most of them; runs differ "
         "(batch size, stopping): use eval_epoch"
     )
-    if len(n_sequences) > 1 or (n_sequences and n_sequences != {n_train}):
-        raise ValueError(
-            f"runs disagree on the number of training sequences: {sorted(n_sequences)} "
-            f"(the config gives N = {n_train})"
-        )
-    dataset.attrs.update(
-        experiment=experiment.name,
-        experiment_config=json.dumps(experiment.config, sort_keys=True),
-        n_runs=len(experiment.points()),
-        n_missing=len(missing),
-        missing_runs=json.dumps(missing),
-        run_git_commits=json.dumps(sorted(commits)),
-        run_devices=json.dumps(sorted(devices)),
-    )
-    dataset.attrs["n_train_sequences"] = n_train
-    dataset.attrs.update(provenance.as_attrs(provenance.collect()))
     return dataset
+
+
+BETA1_TEXT = "first-moment (momentum) factor beta1: seed 004's gamma"
+BETA2_TEXT = "second-moment factor beta2: seed 004's beta"
+
+
+def _diverged_at_step(run: xr.Dataset) -> float:
+    """The run's first divergent step: its attribute, or (result files written before it existed)
+    its last step if it stopped as diverged; NaN if it did not diverge."""
+    if "diverged_at_step" in run.attrs:
+        step = int(run.attrs["diverged_at_step"])
+        return float(step) if step >= 0 else float("nan")
+    if str(run.attrs.get("status")) == DIVERGED:
+        return float(run.sizes.get("train_step", 0))
+    return float("nan")
 
 
 WINDOW_DESCRIPTION = (

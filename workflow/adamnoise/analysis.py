@@ -11,6 +11,7 @@ Seed 004 §3: in the region B- (C(beta, gamma) < 0) the max-update grows like ex
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -18,7 +19,16 @@ import xarray as xr
 
 from adamnoise import provenance
 from adamnoise.theory.implicit_bias import flip_batch_size, noise_ratio
-from adamnoise.theory.stability import growth_exponent, stability_constant
+from adamnoise.theory.stability import (
+    growth_exponent,
+    level_curve,
+    max_update_bound,
+    normal_curve_beta1_interval,
+    normal_curve_constant,
+    normal_curve_section,
+    stability_constant,
+    stability_region_code,
+)
 
 THRESHOLDS = (1.0, 0.5)
 QUANTILES = (0.25, 0.5, 0.75)
@@ -71,13 +81,13 @@ def predict_flips(aggregate: xr.Dataset) -> xr.Dataset:
             "b_simple": (
                 "quantile",
                 quantiles,
-                {"units": "sequence", "description": "B_simple quartiles over all completed runs"},
+                {"units": "sequences", "description": "B_simple quartiles over all completed runs"},
             ),
             "flip_batch_size": (
                 ("threshold", "quantile"),
                 flips,
                 {
-                    "units": "sequence",
+                    "units": "sequences",
                     "description": "batch size at which lambda (eq. 8) with the pooled B_simple "
                     "equals the threshold",
                 },
@@ -85,7 +95,7 @@ def predict_flips(aggregate: xr.Dataset) -> xr.Dataset:
             "b_simple_by_batch": (
                 ("batch_size", "quantile"),
                 by_batch,
-                {"units": "sequence", "description": "B_simple quartiles, that batch size's runs"},
+                {"units": "sequences", "description": "B_simple quartiles, that batch size's runs"},
             ),
             "noise_ratio": (
                 "batch_size",
@@ -101,7 +111,7 @@ def predict_flips(aggregate: xr.Dataset) -> xr.Dataset:
                 "threshold",
                 own_flips,
                 {
-                    "units": "sequence",
+                    "units": "sequences",
                     "description": "where lambda with each batch size's median B_simple crosses "
                     "the threshold (log-linear interpolation; NaN: no crossing in the grid)",
                 },
@@ -149,9 +159,19 @@ def max_update_growth(aggregate: xr.Dataset, step: int = 500, half_window: int =
     """Measured and predicted growth rate of log ||u_n||_inf per step, for every run.
 
     ``measured`` is the slope (log u[step + w] - log u[step - w]) / 2w, as seed 004 App. H measures
-    it (step 500, w = 5); NaN where a run has no such steps (shorter, or diverged before). The
-    prediction is |C|/2 in B- and 0 elsewhere (``growth_exponent``), C = C(beta2, beta1) of seed
-    004 in its notation. Tied-beta experiments have no beta1 axis: there beta1 = beta2.
+    it (step 500, w = 5); NaN where a run has no such steps (shorter, or diverged before) or a
+    max-update there is not a positive finite number (a run trained on past a blow-up has NaN
+    weights). The prediction is |C|/2 in B- and 0 elsewhere (``growth_exponent``), C = C(beta2,
+    beta1) of seed 004 in its notation. The betas are the aggregate's ``beta1`` / ``beta2``
+    coordinates: dimensions of a product grid, or coordinates on ``point`` for betas along a curve;
+    tied-beta experiments have no beta1: there beta1 = beta2.
+
+    Also returned, for the figure (seed 004 Fig. 1a/c): ``max_update_bound``, the bound of eq. 5
+    on the max-update recorded at every ``train_step`` (train_step t holds (theta_t -
+    theta_{t-1}) / eta, which is u_{t-1} in eq. 1's indexing: the bound at n = t - 1);
+    ``region`` (+1 B+, 0 B0, -1 B-); the boundary B0 (``boundary_beta1`` / ``boundary_beta2``);
+    and for betas along a curve the whole normal curve inside the unit square (``curve_beta1`` /
+    ``curve_beta2``, attribute ``normal_curve_constant``).
     """
     if step - half_window < 1:
         raise ValueError(f"step - half_window must be >= 1, got {step} - {half_window}")
@@ -160,15 +180,26 @@ def max_update_growth(aggregate: xr.Dataset, step: int = 500, half_window: int =
         measured = xr.full_like(updates.isel(train_step=0, drop=True), np.nan, dtype=float)
     else:
 
-        def log_at(n):  # only the two steps needed, in float64
-            return np.log(updates.sel(train_step=n, drop=True).astype(float))
+        def log_at(n):  # only the two steps needed, in float64; NaN unless positive and finite
+            values = updates.sel(train_step=n, drop=True).astype(float)
+            usable = np.isfinite(values) & (values > 0)
+            return np.log(values.where(usable))
 
         measured = (log_at(step + half_window) - log_at(step - half_window)) / (2 * half_window)
     beta2 = aggregate["beta2"]
-    beta1 = aggregate["beta1"] if "beta1" in aggregate.dims else beta2
+    beta1 = aggregate["beta1"] if "beta1" in aggregate.coords else beta2
     constant = xr.apply_ufunc(stability_constant, beta1, beta2)
     predicted = xr.apply_ufunc(growth_exponent, beta1, beta2)
-    return xr.Dataset(
+    bound = xr.apply_ufunc(max_update_bound, beta1, beta2, aggregate["train_step"] - 1)
+
+    def log_bound(n):  # train_step n holds u_{n-1} of eq. 1
+        return np.log(xr.apply_ufunc(max_update_bound, beta1, beta2, n - 1))
+
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        bound_slope = (log_bound(step + half_window) - log_bound(step - half_window)) / (
+            2 * half_window
+        )
+    growth = xr.Dataset(
         {
             "measured": measured.assign_attrs(
                 units="1/step", description=f"d log ||u_n||_inf / dn at n = {step}"
@@ -176,9 +207,46 @@ def max_update_growth(aggregate: xr.Dataset, step: int = 500, half_window: int =
             "predicted": predicted.assign_attrs(
                 units="1/step", description="|C|/2 in B-, 0 elsewhere (seed 004 eq. 5)"
             ),
+            "bound_slope": bound_slope.assign_attrs(
+                units="1/step",
+                description=f"slope of log of eq. 5's whole bound at n = {step}, measured like "
+                "`measured`: |C|/2 plus the slopes of the bias corrections (-0.0015 at gamma = "
+                "0.999, n = 500)",
+            ),
             "stability_constant": constant.assign_attrs(
                 units="1", description="C(beta, gamma) of seed 004 (beta = beta2, gamma = beta1)"
+            ),
+            "region": xr.apply_ufunc(stability_region_code, beta1, beta2).assign_attrs(
+                flag_values=np.array([1, 0, -1], dtype=np.int8), flag_meanings="B+ B0 B-"
+            ),
+            "max_update_bound": bound.astype(np.float64).assign_attrs(
+                units="1", description="seed 004 eq. 5: bound on the max-update of train_step"
             ),
         },
         attrs={"step": step, "half_window": half_window},
     )
+    # the boundary C = 0 of the (beta, gamma) plane (Fig. 1c): beta1 = 2 beta2 / (beta2 + 1)
+    boundary_beta1, boundary_beta2 = level_curve(0.0, n_points=4096)
+    growth["boundary_beta1"] = ("boundary", boundary_beta1, {"description": "beta1 on B0"})
+    growth["boundary_beta2"] = ("boundary", boundary_beta2, {"description": "beta2 on B0"})
+    curve = _curve_of(aggregate)
+    if curve is not None:
+        through = curve["through"]
+        k = float(normal_curve_constant(through["beta1"], through["beta2"]))
+        low, high = normal_curve_beta1_interval(k)
+        margin = 1e-6 * (high - low)
+        curve_beta1, curve_beta2 = normal_curve_section(
+            through["beta1"], through["beta2"], (low + margin, high - margin), 512
+        )
+        growth["curve_beta1"] = ("curve", curve_beta1, {"description": "beta1, whole curve"})
+        growth["curve_beta2"] = ("curve", curve_beta2, {"description": "beta2, whole curve"})
+        growth.attrs["normal_curve_constant"] = k
+    return growth
+
+
+def _curve_of(aggregate: xr.Dataset) -> dict | None:
+    """The experiment's ``grid.betas.normal_curve`` (betas along a curve), or None."""
+    if "point" not in aggregate.dims or "experiment_config" not in aggregate.attrs:
+        return None
+    grid = json.loads(aggregate.attrs["experiment_config"]).get("grid", {})
+    return grid.get("betas", {}).get("normal_curve")

@@ -73,7 +73,7 @@ FIGURES: dict[str, Figure] = {
         Figure(
             name="stability",
             notebook="stability.ipynb",
-            description="max-update growth against the stability region (seed 004 Fig. 1a/b)",
+            description="max-update growth against the stability region (seed 004 Fig. 1a-c)",
             inputs={"aggregate_path": "aggregate.nc"},
         ),
         Figure(

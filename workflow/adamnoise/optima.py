@@ -38,9 +38,9 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from adamnoise.aggregate import STOP_CODES
+from adamnoise.status import STOP_CAP, STOP_CODES
 
-STOP_CAP_CODE = STOP_CODES["cap"]  # a run that reached its budget
+STOP_CAP_CODE = STOP_CODES[STOP_CAP]  # a run that reached its budget
 
 # the "default" value of each beta, the baseline of Table 1's Delta
 DEFAULT_BETA = {"beta2": 0.999, "beta1": 0.9}

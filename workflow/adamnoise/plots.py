@@ -211,7 +211,7 @@ def stability(aggregate: xr.Dataset, growth: xr.Dataset) -> plt.Figure:
     Non-finite max-updates (a run trained on past a blow-up) are left out of the drawing.
     """
     from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
+    from matplotlib.colors import TwoSlopeNorm
 
     first = {d: 0 for d in ("batch_size", "lr", "seed") if d in aggregate["max_update"].dims}
     updates = aggregate["max_update"].isel(first).astype(float)
@@ -224,8 +224,13 @@ def stability(aggregate: xr.Dataset, growth: xr.Dataset) -> plt.Figure:
     bound = growth["max_update_bound"].stack(pair=pair_dims).sel(pair=template["pair"])
     beta2 = np.asarray(stacked["beta2"].values, dtype=float)
     beta1 = np.asarray(stacked["beta1"].values, dtype=float) if "beta1" in stacked.coords else beta2
-    limit = float(np.nanmax(np.abs(growth["stability_constant"].values))) or 1.0
-    norm = Normalize(-limit, limit)
+    # white at B0, full red at the most negative C and full blue at the largest: a curve's few
+    # B- points stay visible next to many B+ ones
+    c_all = growth["stability_constant"].values
+    tiny = 1e-3 * (float(np.nanmax(np.abs(c_all))) or 1.0)
+    norm = TwoSlopeNorm(
+        0.0, min(float(np.nanmin(c_all)), -tiny), max(float(np.nanmax(c_all)), tiny)
+    )
     colours = plt.get_cmap("coolwarm_r")
     fig, (ax_curves, ax_rates, ax_plane) = plt.subplots(
         1, 3, figsize=(17, 4.8), constrained_layout=True

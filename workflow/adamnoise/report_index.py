@@ -49,13 +49,13 @@ def config_hash(config_json: str) -> str:
 def summarise_experiment(aggregate_path: Path) -> ExperimentSummary:
     import xarray as xr
 
-    from adamnoise.aggregate import STATUS_CODES
+    from adamnoise.status import COMPLETED, DIVERGED, STATUS_CODES
 
     with xr.open_dataset(aggregate_path) as aggregate:
         status = aggregate["status"].values
         attrs = dict(aggregate.attrs)
-    completed = int((status == STATUS_CODES["completed"]).sum())
-    diverged = int((status == STATUS_CODES["diverged"]).sum())
+    completed = int((status == STATUS_CODES[COMPLETED]).sum())
+    diverged = int((status == STATUS_CODES[DIVERGED]).sum())
     runs = int(attrs.get("n_runs", status.size))
     return ExperimentSummary(
         name=str(attrs.get("experiment", aggregate_path.parent.name)),

@@ -29,7 +29,8 @@ CORPUS_FILES = corpus.CORPUS_FILES
 wildcard_constraints:
     experiment="|".join(EXPERIMENTS) or "^$",
     comparison="|".join(COMPARISONS) or "^$",
-    run_id=r"bs\d+_b1-[^_/]+_b2-[^_/]+_lr-[^_/]+_s\d+",
+    run_id=ex.RUN_ID_PATTERN,
+    pack_id=r"bs\d+_p\d+",
 
 
 def corpus_files(dataset):
@@ -50,10 +51,25 @@ def experiment_resource(name, default):
 
 
 def run_results(wildcards):
+    """What the aggregate waits for: every run's result, or every pack's marker (`pack: K`)."""
     experiment = EXPERIMENTS[wildcards.experiment]
+    if experiment.pack_size is not None:
+        return [
+            f"{RESULTS}/{experiment.name}/packs/{pack_id}.done"
+            for pack_id in experiment.packs
+        ]
     return [
         f"{RESULTS}/{experiment.name}/runs/{run_id}/result.nc"
         for run_id in experiment.run_ids()
+    ]
+
+
+def pack_members(wildcards, name):
+    """The run.yaml or result.nc files of one pack's runs."""
+    experiment = EXPERIMENTS[wildcards.experiment]
+    return [
+        f"{RESULTS}/{experiment.name}/runs/{run_id}/{name}"
+        for run_id in experiment.packs[wildcards.pack_id]
     ]
 
 

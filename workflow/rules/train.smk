@@ -40,3 +40,31 @@ rule train:
         # OMP_NUM_THREADS: torch would otherwise take every core in each of the parallel jobs
         "OMP_NUM_THREADS={threads} adamnoise train {input.config} --out {output} --resume"
         " > {log} 2>&1"
+
+
+rule train_pack:
+    """Train the runs of one pack (`pack: K`) in one process; the marker lists their results.
+
+    Each result is written atomically to runs/<run_id>/result.nc as `rule train` writes it; a
+    killed job resumes the pack from its checkpoint when rerun (--resume).
+    """
+    input:
+        configs=lambda wildcards: pack_members(wildcards, "run.yaml"),
+        corpus=lambda wildcards: corpus_files(EXPERIMENTS[wildcards.experiment].dataset),
+    output:
+        f"{RESULTS}/{{experiment}}/packs/{{pack_id}}.done",
+    log:
+        f"{RESULTS}/{{experiment}}/logs/train_pack/{{pack_id}}.log",
+    conda:
+        CONDA_ENV
+    threads: experiment_resource("cpus", 1)
+    resources:
+        gpu=experiment_resource("gpus", 0),
+        mem_mb=experiment_resource("mem_mb", 2000),
+        runtime=experiment_resource("runtime", 30),
+    params:
+        results=lambda wildcards: pack_members(wildcards, "result.nc"),
+    shell:
+        "OMP_NUM_THREADS={threads} adamnoise train-pack {input.configs} --out {params.results}"
+        " --resume > {log} 2>&1"
+        " && printf '%s\\n' {params.results} > {output}.part && mv {output}.part {output}"

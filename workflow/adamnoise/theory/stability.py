@@ -175,6 +175,66 @@ def normal_curve_through(
     )
 
 
+def normal_curve_beta2(beta1, k):
+    """beta2 on the normal curve with constant k: ((k - beta1^3) / 2)^(1/3) (real cube root)."""
+    return np.cbrt((k - np.asarray(beta1, dtype=float) ** 3) / 2)
+
+
+def normal_curve_beta1_interval(k: float) -> tuple[float, float]:
+    """The open interval of beta1 over which the normal curve 2 beta2^3 + beta1^3 = k runs inside
+    the open unit square: 0 < beta1 < 1 and 0 < beta2 < 1, i.e. k - 2 < beta1^3 < k.
+
+    The curve enters through the edge beta2 = 1 (or beta1 = 0) and leaves through beta1 = 1 (or
+    beta2 = 0). Through (beta1, beta2) = (0.9, 0.999): beta1 in (0.8975, 1), beta2 from 1 down to
+    0.9515.
+    """
+    return float(np.cbrt(max(k - 2.0, 0.0))), float(min(1.0, np.cbrt(k)))
+
+
+def normal_curve_section(
+    beta1: float,
+    beta2: float,
+    beta1_range: tuple[float, float],
+    n_points: int,
+    dense: int = 20001,
+):
+    """n_points uniform in arc length on a section of the normal curve through (beta1, beta2).
+
+    Seed 004 Fig. 1 takes "64 points (beta, gamma) taken uniformly along a section of the normal
+    curve" through (beta, gamma) = (0.999, 0.9). The section is given here by the beta1 (seed
+    004's gamma) of its two ends, ``beta1_range = (start, stop)``, both included; the points run
+    from start to stop. beta1 is a single-valued coordinate along the curve (beta2 =
+    ((k - beta1^3)/2)^(1/3) falls as beta1 rises), and C decreases monotonically with beta1 along
+    it. Both ends must lie strictly inside the unit square (``normal_curve_beta1_interval``).
+
+    Spacing is uniform in Euclidean arc length in the (beta1, beta2) plane (the same in the seed's
+    (beta, gamma) plane: the coordinates are only swapped). Every point lies exactly on the curve
+    (its beta2 is evaluated from its beta1); where an end is the point the curve was built
+    through, that point is returned with its given coordinates, not a cube root's rounding.
+    Returns (beta1, beta2) as float arrays.
+    """
+    k = float(normal_curve_constant(beta1, beta2))
+    start, stop = (float(b) for b in beta1_range)
+    low, high = normal_curve_beta1_interval(k)
+    for end in (start, stop):
+        if not low < end < high:
+            raise ValueError(
+                f"beta1 = {end} is off the normal curve through ({beta1}, {beta2}) inside the unit "
+                f"square: it runs over {low:.6g} < beta1 < {high:.6g}"
+            )
+    if start == stop:
+        raise ValueError(f"the section's ends coincide (beta1 = {start})")
+    if n_points < 2:
+        raise ValueError(f"a section needs at least 2 points, got {n_points}")
+    section_beta2, section_beta1 = _curve_by_arclength(
+        lambda b1: normal_curve_beta2(b1, k), start, stop, n_points, dense
+    )
+    for end in (0, -1):
+        if section_beta1[end] == beta1:
+            section_beta2[end] = beta2
+    return section_beta1, section_beta2
+
+
 def normal_curve_zero_crossing(beta1: float, beta2: float):
     """The point where the normal curve through (beta1, beta2) meets B0 (C = 0), or None.
 

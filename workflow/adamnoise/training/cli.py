@@ -1,4 +1,5 @@
-"""``adamnoise train RUN.yaml --out RESULT.nc [--resume] [--checkpoint-dir DIR]``."""
+"""``adamnoise train RUN.yaml --out RESULT.nc [--resume] [--checkpoint-dir DIR]`` and
+``adamnoise train-pack RUN1.yaml RUN2.yaml ... --out R1.nc R2.nc ... [--resume]``."""
 
 from __future__ import annotations
 
@@ -26,6 +27,61 @@ def register(subparsers) -> None:
         "--checkpoint-dir", metavar="DIR", help="checkpoint directory (default: RESULT.nc.ckpt/)"
     )
     parser.set_defaults(func=run_train)
+
+    pack = subparsers.add_parser(
+        "train-pack",
+        help="train K runs of the same shape in one process (packed) and write K result files",
+        description=(
+            "Train K runs that differ only in seed, lr, beta1, beta2, eps as one pack "
+            "(adamnoise.training.packed) and write one result file per run, in the format of "
+            "'adamnoise train'. Runs that differ in anything else are refused, naming the key."
+        ),
+    )
+    pack.add_argument("run_configs", nargs="+", metavar="RUN.yaml", help="run config files")
+    pack.add_argument(
+        "--out", required=True, nargs="+", metavar="RESULT.nc", help="result files, one per run"
+    )
+    pack.add_argument(
+        "--resume", action="store_true", help="continue from the pack's checkpoint if there is one"
+    )
+    pack.add_argument(
+        "--checkpoint-dir",
+        metavar="DIR",
+        help="checkpoint directory of the pack (default: the first RESULT.nc + .pack.ckpt/)",
+    )
+    pack.set_defaults(func=run_train_pack)
+
+
+def run_train_pack(args: argparse.Namespace) -> int:
+    from adamnoise.training.config import ConfigError, load_run_config
+
+    if len(args.run_configs) != len(args.out):
+        print(
+            f"adamnoise train-pack: {len(args.run_configs)} run configs but {len(args.out)} "
+            "--out files",
+            file=sys.stderr,
+        )
+        return 2
+    configs = []
+    for path in args.run_configs:
+        try:
+            configs.append(load_run_config(path))
+        except (ConfigError, OSError) as exc:
+            print(f"adamnoise train-pack: invalid run config {path}: {exc}", file=sys.stderr)
+            return 2
+
+    from adamnoise.training.packed import train_pack
+
+    try:
+        outcomes = train_pack(
+            configs, args.out, checkpoint_dir=args.checkpoint_dir, resume=args.resume
+        )
+    except ConfigError as exc:
+        print(f"adamnoise train-pack: {exc}", file=sys.stderr)
+        return 2
+    for config, outcome in zip(configs, outcomes, strict=True):
+        print(f"{config.run_id}: {outcome.status} after {outcome.steps} steps -> {outcome.out}")
+    return 0
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -55,6 +55,10 @@ class TrainingConfig:
     test_at_best: bool = False
     checkpoint_every: int = 0  # optimiser steps between checkpoints; 0 disables
     divergence_loss: float = 30.0  # training loss above this (or NaN/inf) => status diverged
+    # false: a diverged run trains on to its cap, recording every step (seed 004 Fig. 1 reads the
+    # max-update of runs in B-, whose loss may blow up, at every step to the end); the result
+    # still says it diverged and at which step (attrs diverged_at_step, steps_after_divergence)
+    stop_on_divergence: bool = True
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     tf32: bool = False
@@ -90,7 +94,7 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: Any) -> RunConfig:
         """Validate a parsed run config; raise ``ConfigError`` naming the first key at fault."""
-        config = _build(cls, raw, "")
+        config = build_dataclass(cls, raw, "")
         _check_values(config)
         return config
 
@@ -130,7 +134,9 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "
 # construction with type checks
 
 
-def _build(cls: type, raw: Any, prefix: str) -> Any:
+def build_dataclass(cls: type, raw: Any, prefix: str = "") -> Any:
+    """Dataclass ``cls`` from a parsed mapping; ``ConfigError`` names ``prefix + key`` for an
+    unknown or missing key and a value of the wrong type (also used by ``adamnoise.optim``)."""
     if not isinstance(raw, dict):
         raise ConfigError(prefix.rstrip(".") or "<root>", f"expected a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
@@ -152,7 +158,7 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
 def _coerce(hint: Any, value: Any, key: str) -> Any:
     """Check ``value`` against a type hint; ints are accepted where floats are expected."""
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key + ".")
+        return build_dataclass(hint, value, key + ".")
     origin = typing.get_origin(hint)
     if origin in (types.UnionType, typing.Union):
         options = typing.get_args(hint)

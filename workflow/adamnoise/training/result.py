@@ -79,6 +79,8 @@ class History:
     max_update: list[float] = field(default_factory=list)
     clip_fraction: list[float] = field(default_factory=list)
     test_ppl: float = math.nan
+    # the first step whose training loss was non-finite or above divergence_loss (None: none)
+    diverged_at_step: int | None = None
     wall_time_s: float = 0.0
     train_time_s: float = 0.0
     train_tokens: int = 0

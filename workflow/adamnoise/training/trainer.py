@@ -13,7 +13,12 @@ One optimiser step (batches.py for the data protocol):
 
 Evaluations happen at steps 0, k, 2k, ... with k = max(1, round(eval_every * m)) (m batches per
 epoch) and at the last step. A diverged run (NaN/inf loss or loss above ``divergence_loss``)
-stops, and its result file is written with status ``diverged``; it is not an error.
+stops, and its result file is written with status ``diverged``; it is not an error. With
+``stop_on_divergence: false`` it trains on to its cap instead, recording every step (NaN where the
+weights have become NaN): seed 004 Fig. 1 reads the max-update of runs in the unstable region B-
+at every step to the end. Either way the result records the first divergent step
+(``diverged_at_step``, -1 if none) and how many steps were trained after it
+(``steps_after_divergence``).
 
 Stopping (seed 000 trains "until the model overfits"). The cap is ``epochs`` (and ``max_steps``).
 With ``patience = p`` the run stops at the first evaluation that is the p-th in a row without a
@@ -38,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from adamnoise.status import COMPLETED, DIVERGED, STOP_CAP, STOP_DIVERGED, STOP_PATIENCE
 from adamnoise.training.batches import EpochSampler, SequenceCut, split_micro_batches
 from adamnoise.training.checkpoint import (
     checkpoint_file,
@@ -53,10 +59,6 @@ from adamnoise.training.gradients import GradientAccumulator, UpdateTracker
 from adamnoise.training.noise_scale import NoiseScaleEMA, small_batch_size
 from adamnoise.training.progress import Progress
 from adamnoise.training.result import History, build_dataset, perplexity
-
-COMPLETED, DIVERGED = "completed", "diverged"
-# why a run stopped: it passed its minimum (patience), it reached its budget, or it diverged
-STOP_PATIENCE, STOP_CAP, STOP_DIVERGED = "patience", "cap", "diverged"
 
 
 @dataclass
@@ -339,7 +341,7 @@ class Trainer:
             )
         started = time.perf_counter()
         wall_before = self.history.wall_time_s
-        status, stop_reason = COMPLETED, STOP_CAP
+        stop_reason = STOP_CAP
         try:
             if self.step == 0 and not self.history.eval_step:
                 self._evaluate_and_record(progress)
@@ -348,10 +350,16 @@ class Trainer:
                 loss, diverged = self.train_step()
                 self.history.train_time_s += time.perf_counter() - step_started
                 progress.step(self.step, loss)
-                if diverged:
-                    status, stop_reason = DIVERGED, STOP_DIVERGED
-                    progress.message(f"diverged at step {self.step}: loss {loss}")
-                    break
+                if diverged and self.history.diverged_at_step is None:
+                    self.history.diverged_at_step = self.step
+                    if t.stop_on_divergence:
+                        stop_reason = STOP_DIVERGED
+                        progress.message(f"diverged at step {self.step}: loss {loss}")
+                        break
+                    progress.message(
+                        f"diverged at step {self.step}: loss {loss}; training on to step "
+                        f"{self.total_steps} (stop_on_divergence: false)"
+                    )
                 if self.step % self.eval_interval == 0 or self.step == self.total_steps:
                     self._evaluate_and_record(progress)
                     if self.passed_minimum:
@@ -379,37 +387,71 @@ class Trainer:
         finally:
             progress.close()
         self.history.wall_time_s = wall_before + time.perf_counter() - started
+        # from the history, so that a run resumed after its divergence still says it diverged
+        status = COMPLETED if self.history.diverged_at_step is None else DIVERGED
         self._write_result(status, stop_reason)
         remove_checkpoint(self.checkpoint_dir)
         return RunOutcome(status=status, steps=self.step, out=self.out, stop_reason=stop_reason)
 
     def _write_result(self, status: str, stop_reason: str) -> None:
         from adamnoise.io import save_netcdf
-        from adamnoise.provenance import as_attrs, collect
 
-        device_name = (
-            torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        attrs = result_attrs(
+            config=self.config,
+            history=self.history,
+            status=status,
+            stop_reason=stop_reason,
+            steps=self.step,
+            steps_per_epoch=self.steps_per_epoch,
+            train_sequences=self.train_cut.num_sequences,
+            total_steps=self.total_steps,
+            num_parameters=sum(p.numel() for p in self.model.parameters()),
+            device=self.device,
         )
-        best = self.history.best_index
-        start, stop = batch_bounds(self.train_cut.num_sequences, self.steps_per_epoch, 0)
-        first_batch = stop - start
-        attrs = {
-            "status": status,
-            "stop_reason": stop_reason,
-            "best_is_last": int(best is not None and best == len(self.history.val_loss) - 1),
-            "run_id": self.config.run_id,
-            "run_config": self.config.to_json(),
-            "steps_per_epoch": self.steps_per_epoch,
-            "train_sequences": self.train_cut.num_sequences,
-            "mean_batch_size": self.train_cut.num_sequences / self.steps_per_epoch,
-            "total_steps_planned": self.total_steps,
-            # of the epoch's first (largest) batch; the estimator uses each step's own sizes
-            "noise_scale_b_small": self.micro_batches(first_batch)[1],
-            "noise_scale_b_big": first_batch,
-            "num_parameters": sum(p.numel() for p in self.model.parameters()),
-            **as_attrs(collect(device=device_name)),
-        }
         save_netcdf(build_dataset(self.history, attrs), self.out)
+
+
+def result_attrs(
+    *,
+    config: RunConfig,
+    history: History,
+    status: str,
+    stop_reason: str,
+    steps: int,
+    steps_per_epoch: int,
+    train_sequences: int,
+    total_steps: int,
+    num_parameters: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """The attrs of a run result file (docs/architecture.md); shared with packed runs."""
+    from adamnoise.provenance import as_attrs, collect
+
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    best = history.best_index
+    start, stop = batch_bounds(train_sequences, steps_per_epoch, 0)
+    first_batch = stop - start
+    micro_batch = min(config.training.micro_batch, first_batch)
+    slices = split_micro_batches(first_batch, micro_batch)
+    diverged_at = history.diverged_at_step
+    return {
+        "status": status,
+        "stop_reason": stop_reason,
+        "diverged_at_step": -1 if diverged_at is None else diverged_at,
+        "steps_after_divergence": 0 if diverged_at is None else steps - diverged_at,
+        "best_is_last": int(best is not None and best == len(history.val_loss) - 1),
+        "run_id": config.run_id,
+        "run_config": config.to_json(),
+        "steps_per_epoch": steps_per_epoch,
+        "train_sequences": train_sequences,
+        "mean_batch_size": train_sequences / steps_per_epoch,
+        "total_steps_planned": total_steps,
+        # of the epoch's first (largest) batch; the estimator uses each step's own sizes
+        "noise_scale_b_small": small_batch_size([s.stop - s.start for s in slices]),
+        "noise_scale_b_big": first_batch,
+        "num_parameters": num_parameters,
+        **as_attrs(collect(device=device_name)),
+    }
 
 
 def train(

@@ -1,0 +1,15 @@
+"""How a run ended: its status and why it stopped, by name (result files) and code (aggregates).
+
+A result file's attributes carry the names (``status``, ``stop_reason``); an aggregate stores
+the codes as CF flag variables (``flag_values`` / ``flag_meanings``), with ``missing`` for a run
+that has no result yet. Torch-free.
+"""
+
+from __future__ import annotations
+
+COMPLETED, DIVERGED, MISSING = "completed", "diverged", "missing"
+# why a run stopped: it passed its minimum (patience), it reached its budget, or it diverged
+STOP_PATIENCE, STOP_CAP, STOP_DIVERGED = "patience", "cap", "diverged"
+
+STATUS_CODES = {MISSING: -1, COMPLETED: 0, DIVERGED: 1}
+STOP_CODES = {MISSING: -1, STOP_PATIENCE: 0, STOP_CAP: 1, STOP_DIVERGED: 2}
