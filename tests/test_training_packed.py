@@ -257,6 +257,20 @@ def test_workflow_plans_one_job_per_pack_and_trains_a_pack(tmp_path):
         ds = load(workdir / result)
         assert ds.attrs["pack_size"] == 2 and ds.attrs["status"] == "completed"
 
+    # the archive check retrains a packed run with its pack and reproduces it bit for bit
+    from test_workflow import BIN
+
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    verify = subprocess.run(
+        [str(BIN / "adamnoise"), "verify", "results", "--sample", "1"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert verify.stdout.startswith("ok") and "bit-identical" in verify.stdout
+
     sgd = packed_workflow_config(tmp_path, pack=4, optimizer="sgd")
     failed = snakemake(workdir, "--configfile", str(sgd), "--dry-run", check=False)
     assert failed.returncode != 0

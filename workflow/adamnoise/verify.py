@@ -10,8 +10,12 @@ data variable and coordinate of the new result with the stored one:
 * otherwise (a GPU on either side) within ``rtol`` (default 1e-3) and ``atol`` (1e-6): GPU
   kernels (atomics in reductions, autotuned convolutions / matmuls) are not bit-reproducible.
 
+A run trained in a pack (``pack: K``; its result has ``pack_size`` > 1) is retrained with its
+whole pack, as listed by the pack's marker ``<experiment>/packs/<pack_id>.done``: a pack member's
+numbers depend on its pack (batched kernels; with dropout, the members share one random stream),
+so only the same pack reproduces them.
+
 Timing variables (``wall_time_s``, ``tokens_per_s``) and provenance attributes are not compared.
-A run whose stored result is missing is reported and skipped.
 """
 
 from __future__ import annotations
@@ -110,17 +114,49 @@ def _resolved_config(
     return path
 
 
+def pack_members(run_dir: Path) -> list[Path]:
+    """The run directories of the pack ``run_dir`` was trained in, in pack order ([run_dir] if
+    it was trained alone)."""
+    import xarray as xr
+
+    with xr.open_dataset(run_dir / "result.nc") as result:
+        pack_size = int(result.attrs.get("pack_size", 1))
+    if pack_size <= 1:
+        return [run_dir]
+    runs_dir = run_dir.parent
+    for marker in sorted((runs_dir.parent / "packs").glob("*.done")):
+        members = [Path(line).parent.name for line in marker.read_text().split()]
+        if run_dir.name in members:
+            return [runs_dir / name for name in members]
+    raise FileNotFoundError(
+        f"{run_dir} was trained in a pack of {pack_size}, but no pack marker "
+        f"under {runs_dir.parent / 'packs'} lists it"
+    )
+
+
 def verify_run(run_dir: Path, results_dir: Path, device: str | None = None) -> Verdict:
-    """Retrain one run from its config in a temporary directory and compare the results."""
+    """Retrain one run (with its pack, if it had one) in a temporary directory and compare."""
     import xarray as xr
 
     from adamnoise.training.config import load_run_config
-    from adamnoise.training.trainer import train
 
+    members = pack_members(run_dir)
     with tempfile.TemporaryDirectory(prefix="adamnoise-verify-") as tmp:
-        config = load_run_config(_resolved_config(run_dir, results_dir, Path(tmp), device))
-        out = Path(tmp) / "result.nc"
-        train(config, out, checkpoint_dir=Path(tmp) / "ckpt", resume=False)
+        configs, outs = [], []
+        for index, member in enumerate(members):
+            workdir = Path(tmp) / str(index)
+            workdir.mkdir()
+            configs.append(load_run_config(_resolved_config(member, results_dir, workdir, device)))
+            outs.append(workdir / "result.nc")
+        if len(members) == 1:
+            from adamnoise.training.trainer import train
+
+            train(configs[0], outs[0], checkpoint_dir=Path(tmp) / "ckpt", resume=False)
+        else:
+            from adamnoise.training.packed import train_pack
+
+            train_pack(configs, outs, checkpoint_dir=Path(tmp) / "ckpt", resume=False)
+        out = outs[members.index(run_dir)]
         with xr.open_dataset(run_dir / "result.nc") as stored, xr.open_dataset(out) as rerun:
             on_cpu = all(
                 str(d.attrs.get("provenance_device", "cpu")).startswith("cpu")
