@@ -458,3 +458,28 @@ def test_growth_reads_the_slope_of_synthetic_curve_runs_and_skips_non_finite():
     assert float(growth["bound_slope"][0]) == pytest.approx(0.000771, rel=1e-3)  # B+: bounded
     figure = plots.stability(aggregate, growth)
     assert len(figure.axes) == 4  # (a), (b), (c) and the colour bar of C
+
+
+def test_growth_window_and_summary():
+    from adamnoise.analysis import growth_summary, growth_window
+
+    assert growth_window(1500) == (500, 5)
+    assert growth_window(24) == (12, 5)  # smoke runs: their middle
+    assert growth_window(8) == (6, 5)
+    growth = xr.Dataset(
+        {
+            "measured": ("run", [0.009, 0.018, 0.0, np.nan]),
+            "predicted": ("run", [0.01, 0.02, 0.0, 0.03]),
+            "region": ("run", [-1, -1, 1, -1]),
+        }
+    )
+    aggregate = xr.Dataset(
+        {
+            "status": ("run", [1, 0, 0, 1]),
+            "stop_reason": ("run", [STOP_CODES["cap"], 0, 0, STOP_CODES["diverged"]]),
+        }
+    )
+    summary = growth_summary(growth, aggregate)
+    assert summary["runs_in_b_minus"] == 3
+    assert summary["ratio_median"] == pytest.approx(0.9)  # the NaN run is left out
+    assert summary["diverged_and_kept_going"] == 1

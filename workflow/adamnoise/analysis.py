@@ -250,3 +250,32 @@ def _curve_of(aggregate: xr.Dataset) -> dict | None:
         return None
     grid = json.loads(aggregate.attrs["experiment_config"]).get("grid", {})
     return grid.get("betas", {}).get("normal_curve")
+
+
+def growth_window(n_steps: int, step: int = 500, half_window: int = 5) -> tuple[int, int]:
+    """The (step, half_window) at which ``max_update_growth`` can measure runs of ``n_steps``:
+    seed 004's n = 500 (from 495 and 505) if the runs reach 505, else their middle (smoke runs)."""
+    if n_steps >= step + half_window:
+        return step, half_window
+    middle = max(n_steps // 2, half_window + 1)
+    return middle, min(half_window, middle - 1)
+
+
+def growth_summary(growth: xr.Dataset, aggregate: xr.Dataset) -> dict:
+    """Runs in B- and their measured / predicted slope (median and range, finite ones only), and
+    how many runs diverged but trained on to their cap (``stop_on_divergence: false``)."""
+    from adamnoise.status import DIVERGED, STATUS_CODES, STOP_CODES, STOP_DIVERGED
+
+    kept_going = (aggregate["status"] == STATUS_CODES[DIVERGED]) & (
+        aggregate["stop_reason"] != STOP_CODES[STOP_DIVERGED]
+    )
+    unstable = growth["region"] == -1
+    ratio = (growth["measured"] / growth["predicted"]).where(unstable).values.ravel()
+    ratio = ratio[np.isfinite(ratio)]
+    return {
+        "runs_in_b_minus": int(unstable.sum()),
+        "ratio_median": float(np.median(ratio)) if ratio.size else float("nan"),
+        "ratio_min": float(ratio.min()) if ratio.size else float("nan"),
+        "ratio_max": float(ratio.max()) if ratio.size else float("nan"),
+        "diverged_and_kept_going": int(kept_going.sum()),
+    }
