@@ -151,3 +151,13 @@ def test_the_figure_has_a_column_per_lr_and_a_marker_per_rule():
     assert bottom.get_ylabel().startswith("regret")
     assert top.get_yscale() == "function"  # betas on the log(1 - beta) scale
     assert predictions.attrs["swept_values"].tolist() == BETA2
+
+
+def test_on_a_beta1_beta2_grid_each_cell_uses_its_own_fixed_beta():
+    """A beta2 sweep at two beta1 values: beta1 = beta2 predicts each cell's own beta1."""
+    base = sweep(PPL)
+    grid = xr.concat([base, base.assign_coords(beta1=[0.99])], dim="beta1")
+    predictions = competing_predictions(grid, flips([2.0, 0.8, 0.0]), "beta2")
+    equal = predictions["rule_beta"].sel(rule="equal_betas").squeeze("lr")
+    assert equal.sel(beta1=0.9).values.tolist() == [0.9, 0.9, 0.9]
+    assert equal.sel(beta1=0.99).values.tolist() == [0.99, 0.99, 0.99]

@@ -63,7 +63,11 @@ def competing_predictions(
         else aggregate["batch_size"].values.astype(float)
     )
     lam = _noise_ratio(flips, aggregate["batch_size"].values)
+    # the other beta: one value (a one-beta sweep), or a cell dimension (a (beta1, beta2) grid),
+    # where each cell's rules use that cell's own value
+    other = "beta1" if axis == "beta2" else "beta2"
     fixed = _fixed_beta(aggregate, axis)
+    other_dim = cells.index(other) if other in cells and aggregate.sizes[other] > 1 else None
 
     mean = _seed_means(values)  # [..., B, K]
     best = _argmin_candidates(mean)  # [..., B]
@@ -73,7 +77,7 @@ def competing_predictions(
     for cell in np.ndindex(best.shape[:-1]):
         context = SweepContext(
             axis=axis,
-            fixed=fixed,
+            fixed=fixed if other_dim is None else float(aggregate[other].values[cell[other_dim]]),
             batch_sizes=realised,
             noise_ratio=lam,
             anchor_batch_size=realised[0],
@@ -161,7 +165,7 @@ def competing_predictions(
         coords=coords,
         attrs={
             "axis": axis,
-            "fixed_beta": fixed,
+            "fixed_beta": fixed if other_dim is None else float("nan"),
             "n_seeds": int(values.shape[-1]),
             "n_resamples": n_resamples,
             "confidence": CONFIDENCE,
