@@ -78,6 +78,7 @@ def assert_same_series(a: xr.Dataset, b: xr.Dataset, rtol: float = 0.0):
         assert a.attrs[key] == b.attrs[key], key
 
 
+@pytest.mark.slow  # real training runs
 def test_packed_members_equal_their_single_runs(corpus, tmp_path):
     raws = [member_raw(corpus, i, b2, seed) for i, (b2, seed) in enumerate(MEMBERS)]
     outcomes, packed = run_pack(raws, tmp_path, "packed")
@@ -188,6 +189,7 @@ def adamnoise(*args) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow  # real training runs
 def test_sigkilled_pack_resumes_bit_identical(corpus, tmp_path):
     raws = [
         member_raw(corpus, i, b2, seed, epochs=4, checkpoint_every=4, eval_every=1.0)
@@ -240,6 +242,7 @@ def packed_workflow_config(tmp_path: Path, pack: int, optimizer: str = "adam") -
     return path
 
 
+@pytest.mark.slow  # real training runs
 def test_workflow_plans_one_job_per_pack_and_trains_a_pack(tmp_path):
     from test_workflow import copy_workflow, planned_jobs, snakemake
 
