@@ -77,7 +77,7 @@ def test_each_rule_on_a_sweep_with_a_flip():
     assert value(predictions, "grid_beta", "sqrt_scaling", 256) == 0.9
     assert value(predictions, "regret", "sqrt_scaling", 256) == 0.0
     assert value(predictions, "regret", "sqrt_scaling", 32) == 0.0
-    # beta1 = beta2 = 0.9 everywhere: regret 2.1 / 1.0 / 0 (seed means 10.1 - 8.1, 10 - 9)
+    # beta1 = beta2 = 0.9 everywhere: regret 2.0 / 1.0 / 0 (seed means 10.1 - 8.1, 10 - 9)
     assert value(predictions, "regret", "equal_betas", 8) == pytest.approx(2.0)
     assert value(predictions, "regret", "equal_betas", 256) == 0.0
     # the default 0.999: 0 / 0.5 / 2
@@ -134,6 +134,14 @@ def test_tables_leave_the_anchor_out_of_the_summary():
     assert summary.loc["fixed_default", "mean_regret"] == pytest.approx(2.5 / 3)
     assert summary.loc["equal_betas", "cells"] == 3
     assert summary.loc["token_half_life", "cells"] == 2
+    assert (
+        summary.loc["sqrt_scaling", "hits"] == 2
+        and summary.loc["sqrt_scaling", "no_prediction"] == 0
+    )
+    # judged on the same cells (b = 32, 256: b = 8 is the transfer rules' anchor)
+    assert (summary["common_cells"] == 2).all()
+    assert summary.loc["implicit_bias", "mean_regret_common"] == pytest.approx(0.25)
+    assert summary.loc["fixed_default", "mean_regret_common"] == pytest.approx(1.25)
 
 
 def test_the_figure_has_a_column_per_lr_and_a_marker_per_rule():
@@ -161,3 +169,55 @@ def test_on_a_beta1_beta2_grid_each_cell_uses_its_own_fixed_beta():
     equal = predictions["rule_beta"].sel(rule="equal_betas").squeeze("lr")
     assert equal.sel(beta1=0.9).values.tolist() == [0.9, 0.9, 0.9]
     assert equal.sel(beta1=0.99).values.tolist() == [0.99, 0.99, 0.99]
+
+
+def test_the_anchor_is_rechosen_in_every_resample():
+    # at b = 8 the seeds disagree on the best (0.9 on seed 0, 0.999 on seed 1; 0.9 on the mean);
+    # at b = 32 the best is 0.99 on both seeds
+    ppl = [
+        [[9.0, 11.0], [10.5, 10.5], [11.0, 9.2]],
+        [[10.0, 10.0], [9.0, 9.0], [12.0, 12.0]],
+        [[7.0, 7.0], [8.0, 8.0], [9.0, 9.0]],
+    ]
+    predictions = competing_predictions(sweep(ppl), flips([2.0, 0.8, 0.0]), "beta2")
+    # anchored at 0.9: 0.9^4 -> 0.9 on the grid, regret 1.0; in the resamples that draw seed 1
+    # twice (1/4) the anchor is 0.999 and 0.999^4 = 0.996 -> 0.99, regret 0
+    assert value(predictions, "regret", "token_half_life", 32) == pytest.approx(1.0)
+    assert value(predictions, "regret_low", "token_half_life", 32) == 0.0
+    assert value(predictions, "regret_high", "token_half_life", 32) == pytest.approx(1.0)
+    assert value(predictions, "p_rule_best", "token_half_life", 32) == pytest.approx(0.25, abs=0.04)
+    # beta1 = beta2 = 0.9 has no anchor: always 0.9, regret 1.0 in every resample
+    assert value(predictions, "regret_low", "equal_betas", 32) == pytest.approx(1.0)
+
+
+def test_a_missing_run_at_the_anchor_leaves_the_transfer_rules_without_a_prediction():
+    ppl = np.array(PPL)
+    ppl[0, 2, 1] = np.nan  # b = 8, beta2 = 0.999 (the best there), seed 1: no result yet
+    status = np.zeros((3, 3, 2), np.int8)
+    status[0, 2, 1] = -1
+    predictions = competing_predictions(sweep(ppl, status), flips([2.0, 0.8, 0.0]), "beta2")
+    for rule in ("token_half_life", "sqrt_scaling"):
+        assert np.isnan(predictions["rule_beta"].sel(rule=rule)).all()
+    assert value(predictions, "regret", "implicit_bias", 256) == 0.0  # the others are judged
+
+
+def test_two_lrs_have_their_own_anchors():
+    # lr 1e-3 as PPL (best 0.999 at b = 8); lr 1e-2 with the rows of b = 8 reversed (best 0.9)
+    base = sweep(PPL)
+    other = base.copy(deep=True).assign_coords(lr=[1e-2])
+    other["min_val_ppl"][0] = other["min_val_ppl"][0].isel(beta2=[2, 1, 0]).values
+    predictions = competing_predictions(
+        xr.concat([base, other], dim="lr"), flips([2.0, 0.8, 0.0]), "beta2"
+    )
+    half_life = predictions["rule_beta"].sel(rule="token_half_life", batch_size=32).squeeze()
+    assert half_life.sel(lr=1e-3).item() == pytest.approx(0.999**4)
+    assert half_life.sel(lr=1e-2).item() == pytest.approx(0.9**4)
+
+
+def test_a_tied_sweep_takes_the_highest_beta_by_lemma_3_7():
+    tied = sweep(PPL).isel(beta1=0, drop=True)  # beta1 = beta2: no beta1 dimension
+    predictions = competing_predictions(tied, flips([2.0, 0.8, 0.0]), "beta2")
+    chosen = predictions["grid_beta"].sel(rule="implicit_bias").squeeze()
+    # lambda > 0: C_total rises along the diagonal; at full batch (lambda = 0) it is 0 everywhere
+    assert chosen.values[:2].tolist() == [0.999, 0.999] and np.isnan(chosen.values[2])
+    assert np.isnan(predictions["rule_beta"].sel(rule="equal_betas")).all()

@@ -12,6 +12,10 @@ Seed 002 (Fig. 1, Sec. 2.2) compares optimisers each tuned per batch size: ``tun
 takes, per batch size, the best seed-mean minimal validation perplexity over every other grid
 axis (betas, lr) among settings all of whose seeds completed, and ``optimizer_gap`` sets the
 experiments side by side with the gap in validation loss (nats per token) to the reference.
+
+The minimum over settings is optimistic, and more so for the experiment with more settings
+(Adam: betas x lr; SGD: momentum x lr): ``n_candidates`` says how many each minimum was taken
+over. With one seed (seed 002's protocol) there is no held-out estimate to correct it.
 """
 
 from __future__ import annotations

@@ -13,17 +13,25 @@ ran: the rule's beta is mapped to the nearest swept value in log(1 - beta) (``gr
 * **Seed uncertainty.** Seeds are resampled with replacement (paired: the same resample for every
   beta, as in ``optima``); in each resample the best is chosen anew, so the interval includes the
   uncertainty of the argmin itself. ``regret_low`` / ``regret_high`` are the 2.5 % / 97.5 %
-  quantiles, ``p_rule_best`` the share of resamples in which the rule's beta is the winner. With
-  two or three seeds these describe the seed spread, not a calibrated interval (see ``optima``).
+  quantiles, ``p_rule_best`` the share of resamples in which the rule's beta is the winner. The
+  transfer rules' anchor is re-chosen in every resample too. With two or three seeds these
+  describe the seed spread, not a calibrated interval (see ``optima``).
 * **Anchors.** Transfer rules (token half-life, square-root scaling) start from the empirical best
   at the smallest batch size of the same lr; at that batch size they are fitted, not tested
   (``anchor`` = 1 for those rules there), and the summaries leave those cells out. The other
-  rules are tested at every batch size.
+  rules are tested at every batch size. A missing run at the anchor leaves the transfer rules
+  without a prediction for that lr.
+* **One learning rate per cell.** Every rule is held against the sweep at the same lr. The
+  square-root SDE rule also scales lr (by sqrt(b/b0)) and eps (by 1/sqrt(b/b0)), and the
+  half-life rule's authors tune lr per batch size; with one lr per cell only their beta part is
+  tested. With several lrs, each (batch size, lr) is its own cell.
 * **lambda.** The seed 000 rule uses lambda per batch size with that batch size's median B_simple
   (``predict_flips``'s ``noise_ratio_own``; 0 at full batch).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -68,12 +76,13 @@ def competing_predictions(
     other = "beta1" if axis == "beta2" else "beta2"
     fixed = _fixed_beta(aggregate, axis)
     other_dim = cells.index(other) if other in cells and aggregate.sizes[other] > 1 else None
+    tied = other not in aggregate.dims  # tie_betas: the other beta equals the swept one
 
     mean = _seed_means(values)  # [..., B, K]
     best = _argmin_candidates(mean)  # [..., B]
     names = list(RULES)
     rule_beta = np.full((len(names), *best.shape), np.nan)
-    anchor_beta = np.where(best[..., :1] >= 0, betas[np.maximum(best[..., :1], 0)], np.nan)
+    anchor_beta = _anchor(best[..., 0], mean[..., 0, :], betas)  # [...]
     for cell in np.ndindex(best.shape[:-1]):
         context = SweepContext(
             axis=axis,
@@ -81,8 +90,9 @@ def competing_predictions(
             batch_sizes=realised,
             noise_ratio=lam,
             anchor_batch_size=realised[0],
-            anchor_beta=float(anchor_beta[(*cell, 0)]),
+            anchor_beta=float(anchor_beta[cell]),
             candidates=betas,
+            tied=tied,
         )
         for r, name in enumerate(names):
             rule_beta[(r, *cell)] = RULES[name](context)
@@ -91,7 +101,26 @@ def competing_predictions(
     draws = bootstrap_seeds(values.shape[-1], n_resamples, bootstrap_seed)
     resampled = _seed_means(values[..., draws])  # [..., B, K, R]
     resampled = np.where(np.isfinite(mean)[..., None], resampled, np.inf)
-    regret, low, high, p_best = _regrets(mean, np.moveaxis(resampled, -1, 0), grid_index)
+    resampled = np.moveaxis(resampled, -1, 0)  # [R, ..., B, K]
+    # the transfer rules' anchor is re-chosen in every resample, like the best it is held against
+    boot_anchor = _anchor(
+        _argmin_candidates(resampled[..., 0, :]), mean[None, ..., 0, :], betas
+    )  # [R, ...]
+    boot_index = np.broadcast_to(grid_index[:, None], (len(names), *resampled.shape[:-1])).copy()
+    for r, name in enumerate(names):
+        if RULES[name].anchored:
+            context = SweepContext(
+                axis=axis,
+                fixed=fixed,
+                batch_sizes=realised,
+                noise_ratio=lam,
+                anchor_batch_size=realised[0],
+                anchor_beta=boot_anchor[..., None],
+                candidates=betas,
+                tied=tied,
+            )
+            boot_index[r] = nearest_candidate(RULES[name](context), betas)[0]
+    regret, low, high, p_best = _regrets(mean, resampled, grid_index, boot_index)
     best_ppl = np.where(
         best >= 0, np.take_along_axis(mean, np.maximum(best, 0)[..., None], -1)[..., 0], np.nan
     )
@@ -189,10 +218,19 @@ def _noise_ratio(flips: xr.Dataset, batch_sizes: np.ndarray) -> np.ndarray:
     return own.sel(batch_size=batch_sizes).values.astype(float)
 
 
-def _regrets(mean, resampled, grid_index):
+def _anchor(best_index: np.ndarray, row: np.ndarray, betas: np.ndarray) -> np.ndarray:
+    """The empirical best beta at the anchor batch size (NaN if none, or if a run is missing
+    there: the missing value could be the best)."""
+    incomplete = np.isnan(row).any(axis=-1)
+    chosen = betas[np.maximum(best_index, 0)]
+    return np.where((best_index >= 0) & ~incomplete, chosen, np.nan)
+
+
+def _regrets(mean, resampled, grid_index, boot_index):
     """Point regret, its resample quantiles and the share of resamples the rule wins.
 
-    mean [..., B, K]; resampled [R, ..., B, K]; grid_index [rules, ..., B] (-1: no prediction).
+    mean [..., B, K]; resampled [R, ..., B, K]; grid_index [rules, ..., B] and boot_index
+    [rules, R, ..., B] (the rule's grid value in each resample; -1: no prediction).
     """
     alpha = (1 - CONFIDENCE) / 2
     take = np.maximum(grid_index, 0)[..., None]  # [rules, ..., B, 1]
@@ -211,19 +249,23 @@ def _regrets(mean, resampled, grid_index):
     n_rules = grid_index.shape[0]
     low, high, p_best = (np.full(grid_index.shape, np.nan) for _ in range(3))
     for r in range(n_rules):
-        index = np.maximum(grid_index[r], 0)[None, ..., None]
-        boot_rule = np.take_along_axis(
-            resampled, np.broadcast_to(index, (*resampled.shape[:-1], 1)), -1
-        )[..., 0]
+        index = np.maximum(boot_index[r], 0)[..., None]  # [R, ..., B, 1]
+        boot_rule = np.take_along_axis(resampled, index, -1)[..., 0]
         with np.errstate(invalid="ignore"):
             boot_regret = boot_rule - boot_best  # inf where the rule's beta diverged
+        boot_regret = np.where(boot_index[r] >= 0, boot_regret, np.nan)
         valid = (grid_index[r] >= 0) & ~no_best
-        # "lower" / "higher": no interpolation between inf and finite resamples
-        low[r] = np.where(valid, np.quantile(boot_regret, alpha, axis=0, method="lower"), np.nan)
-        high[r] = np.where(
-            valid, np.quantile(boot_regret, 1 - alpha, axis=0, method="higher"), np.nan
-        )
-        p_best[r] = np.where(valid, (boot_winner == grid_index[r][None]).mean(axis=0), np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a cell with no prediction at all
+            # "lower" / "higher": no interpolation between inf and finite resamples
+            low[r] = np.where(
+                valid, np.nanquantile(boot_regret, alpha, axis=0, method="lower"), np.nan
+            )
+            high[r] = np.where(
+                valid, np.nanquantile(boot_regret, 1 - alpha, axis=0, method="higher"), np.nan
+            )
+        wins = (boot_winner == boot_index[r]) & (boot_index[r] >= 0)
+        p_best[r] = np.where(valid, wins.mean(axis=0), np.nan)
     return regret, low, high, p_best
 
 
@@ -249,28 +291,46 @@ def regret_table(predictions: xr.Dataset) -> pd.DataFrame:
 
 
 def regret_summary(predictions: xr.Dataset) -> pd.DataFrame:
-    """Per rule over its tested cells (a transfer rule's anchor left out): cells, hits (regret 0),
-    mean and max regret in perplexity and %, cells where the rule's beta diverged, predictions
-    off the grid."""
+    """Per rule over its tested cells (a transfer rule's anchor left out).
+
+    ``cells``: cells the rule was judged in (a prediction, no missing run); ``no_prediction``:
+    cells where it gave no beta (the square-root rule beyond its range, a missing anchor);
+    ``hits``: regret 0 with the rule's beta inside the swept range, ``hits_off_grid`` the same
+    reached only at the end of the grid; mean / max regret over the finite ones (``diverged``
+    counts the infinite); ``mean_regret_common``: the mean over the cells in which every rule was
+    judged (judged by the same cells, so rules with fewer predictions do not look better for it).
+    """
     table = regret_table(predictions)
+    # the anchor is left out for the transfer rules only; the common cells exclude it for all
     tested = table[table["anchor"] == 0]
+    cell_keys = [c for c in ("batch_size", "lr", "beta1", "beta2", "point") if c in table]
+    cell_keys = [c for c in cell_keys if c in tested.columns and c != predictions.attrs["axis"]]
+    anchored = table.groupby(cell_keys)["anchor"].max()
+    judged = tested.assign(judged=tested["regret"].notna()).pivot_table(
+        index=cell_keys, columns="rule", values="judged", aggfunc="first"
+    )
+    common = judged.index[judged.all(axis=1) & (anchored.reindex(judged.index) == 0)]
     rows = []
     for name, group in tested.groupby("rule", sort=False):
         finite = group["regret"][np.isfinite(group["regret"])]
+        pct = group["regret_pct"][np.isfinite(group["regret_pct"])]
+        hit = group["regret"] == 0
+        in_common = group.set_index(cell_keys).index.isin(common)
+        common_regret = group["regret"][in_common]
         rows.append(
             {
                 "rule": name,
                 "cells": int(group["regret"].notna().sum()),
-                "hits": int((group["regret"] == 0).sum()),
+                "no_prediction": int(group["rule_beta"].isna().sum()),
+                "hits": int((hit & (group["off_grid"] == 0)).sum()),
+                "hits_off_grid": int((hit & (group["off_grid"] == 1)).sum()),
                 "mean_regret": float(finite.mean()) if len(finite) else np.nan,
                 "max_regret": float(finite.max()) if len(finite) else np.nan,
-                "mean_regret_pct": float(
-                    group["regret_pct"][np.isfinite(group["regret_pct"])].mean()
-                )
-                if len(finite)
-                else np.nan,
+                "mean_regret_pct": float(pct.mean()) if len(pct) else np.nan,
                 "diverged": int(np.isinf(group["regret"]).sum()),
                 "off_grid": int(group["off_grid"].sum()),
+                "common_cells": int(len(common)),
+                "mean_regret_common": float(common_regret.mean()) if len(common) else np.nan,
             }
         )
     return pd.DataFrame(rows)

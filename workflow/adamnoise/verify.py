@@ -83,7 +83,7 @@ def compare_results(stored, rerun, exact: bool, rtol: float = GPU_RTOL, atol: fl
                 with np.errstate(invalid="ignore"):
                     gap = np.nanmax(np.abs(a.astype(float) - b.astype(float)), initial=0.0)
                 differences.append(f"{name}: max |difference| {gap:.3g}")
-    for name in ("status", "stop_reason"):
+    for name in ("status", "stop_reason", "best_is_last", "diverged_at_step"):
         if stored.attrs.get(name) != rerun.attrs.get(name):
             differences.append(
                 f"attribute {name}: {stored.attrs.get(name)} vs {rerun.attrs.get(name)}"
@@ -109,6 +109,12 @@ def _resolved_config(
         config["data"]["corpus"] = str(found)
     if device is not None:
         config.setdefault("training", {})["device"] = device
+    training = config.setdefault("training", {})
+    if training.get("num_threads") is None:
+        # CPU sums depend on the thread count: rerun with the stored run's
+        threads = _stored_threads(run_dir / "result.nc")
+        if threads is not None:
+            training["num_threads"] = threads
     path = workdir / "run.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -132,6 +138,18 @@ def pack_members(run_dir: Path) -> list[Path]:
         f"{run_dir} was trained in a pack of {pack_size}, but no pack marker "
         f"under {runs_dir.parent / 'packs'} lists it"
     )
+
+
+def _stored_threads(result_path: Path) -> int | None:
+    """The torch CPU thread count the stored run trained with (provenance), if recorded."""
+    import json
+
+    import xarray as xr
+
+    with xr.open_dataset(result_path) as result:
+        record = json.loads(result.attrs.get("provenance_torch", "{}") or "{}")
+    threads = record.get("torch_num_threads")
+    return int(threads) if isinstance(threads, int) and threads > 0 else None
 
 
 def verify_run(run_dir: Path, results_dir: Path, device: str | None = None) -> Verdict:

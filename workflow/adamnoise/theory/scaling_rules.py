@@ -9,8 +9,8 @@ to b. All functions broadcast over their array arguments; NaN marks "no predicti
   (eq. 7) with the noise ratio lambda = (N/b - 1)/(N - 1) B_simple (eq. 8); the rule takes the
   candidate beta that maximises C_total at that lambda. Along a beta2 sweep with beta1 = 0.9 that
   is the highest beta2 for lambda > 0.5082 and the lowest for lambda < 0.4945 (Lemma 3.4); along a
-  beta1 sweep with beta2 = 0.999 the lowest beta1 for lambda > 0.995 and the highest for
-  lambda < 0.9 (Lemma 3.6).
+  beta1 sweep with beta2 = 0.999 the lowest beta1 for lambda >= 1.002 and the highest for
+  lambda < 0.995 (Lemma 3.6); along beta1 = beta2 (a tied sweep) the highest (Lemma 3.7).
 * ``token_half_life``: keep the half-life of the EMA measured in *tokens* fixed when the batch
   changes: a step sees b sequences, so beta(b) = beta(b0) ** (b / b0). Marek, Lotfi, Somasundaram,
   Wilson, Goldblum, "Small Batch Size Training for Language Models: When Vanilla SGD Works, and
@@ -21,7 +21,7 @@ to b. All functions broadcast over their array arguments; NaN marks "no predicti
   arXiv:2205.10287):
   with kappa = b / b0, lr -> sqrt(kappa) lr, 1 - beta1 -> kappa (1 - beta1),
   1 - beta2 -> kappa (1 - beta2) (and eps -> eps / sqrt(kappa)). Undefined (NaN) where
-  kappa (1 - beta0) >= 1, as the rule itself is (the paper notes it breaks down for large kappa).
+  kappa (1 - beta0) > 1, as the rule itself is (it is an approximation for moderate kappa).
 * ``equal_betas``: beta1 = beta2, the "secret sauce" of seed 003 (Orvieto & Gower, "In Search of
   Adam's Secret Sauce", 2025, Takeaway 2 and Sec. 3): the swept beta equals the fixed one.
 * ``fixed_default``: PyTorch's default (beta1, beta2) = (0.9, 0.999) at every batch size.
@@ -60,22 +60,32 @@ def sqrt_scaling(anchor_beta, anchor_batch_size, batch_size):
     return np.where(beta >= 0.0, beta, np.nan)
 
 
-def implicit_bias_choice(axis: str, fixed: float, noise_ratio, candidates):
+def implicit_bias_choice(axis: str, fixed: float, noise_ratio, candidates, tied: bool = False):
     """The candidate beta that maximises C_total(beta1, beta2, lambda) along the sweep (seed 000).
 
-    ``axis`` is the swept beta, ``fixed`` the other one; ``noise_ratio`` broadcasts, candidates is
-    the last axis of the comparison. NaN where lambda is not finite.
+    ``axis`` is the swept beta, ``fixed`` the other one; with ``tied`` the sweep runs along the
+    diagonal beta1 = beta2 (Lemma 3.7) and ``fixed`` is not used. ``noise_ratio`` broadcasts,
+    candidates is the last axis of the comparison. NaN where lambda is not finite, where C_total
+    is not finite at any candidate (e.g. a NaN ``fixed``), or where it is the same at every
+    candidate (the diagonal at lambda = 0: no preference).
     """
     _check_axis(axis)
     candidates = np.asarray(candidates, dtype=float)
     lam = np.asarray(noise_ratio, dtype=float)[..., None]
     safe = np.where(np.isfinite(lam), lam, 0.0)
-    if axis == "beta2":
+    if tied:
+        coefficient = c_total(candidates, candidates, safe)
+    elif axis == "beta2":
         coefficient = c_total(fixed, candidates, safe)
     else:
         coefficient = c_total(candidates, fixed, safe)
-    choice = candidates[np.argmax(coefficient, axis=-1)]
-    return np.where(np.isfinite(lam[..., 0]), choice, np.nan)
+    finite = np.isfinite(coefficient)
+    masked = np.where(finite, coefficient, -np.inf)
+    choice = candidates[np.argmax(masked, axis=-1)]
+    # C_total equal at every candidate (the diagonal at lambda = 0): the theory prefers none
+    spread = masked.max(axis=-1) - np.where(finite, coefficient, np.inf).min(axis=-1)
+    flat = spread <= 1e-12 * np.maximum(1.0, np.abs(masked.max(axis=-1)))
+    return np.where(np.isfinite(lam[..., 0]) & finite.any(axis=-1) & ~flat, choice, np.nan)
 
 
 def equal_betas(axis: str, fixed: float, batch_size):
@@ -103,8 +113,9 @@ class SweepContext:
     batch_sizes: np.ndarray
     noise_ratio: np.ndarray
     anchor_batch_size: float
-    anchor_beta: float
+    anchor_beta: float | np.ndarray  # an array broadcasts against batch_sizes (resamples)
     candidates: np.ndarray
+    tied: bool = False  # a beta1 = beta2 sweep
 
 
 @dataclass(frozen=True)
@@ -126,7 +137,7 @@ RULES: dict[str, ScalingRule] = {
             "implicit_bias",
             "seed 000: max C_total(lambda)",
             "seed 000 Sec. 3.3, Lemmas 3.4-3.6 (eqs. 7, 8)",
-            lambda c: implicit_bias_choice(c.axis, c.fixed, c.noise_ratio, c.candidates),
+            lambda c: implicit_bias_choice(c.axis, c.fixed, c.noise_ratio, c.candidates, c.tied),
             anchored=False,
         ),
         ScalingRule(
