@@ -134,6 +134,9 @@ def test_the_index_lists_every_figure_with_runs_and_provenance(workflow_run):
     ):
         assert f'href="{link}"' in index, link
     assert "4/4 completed, 0 diverged, 0 missing" in index
+    # a figure without runs names the commit its inputs were written by
+    theory_row = r"theory_figures</a></td><td>theory</td><td>-</td><td>-</td><td>"
+    assert re.search(theory_row + r"([0-9a-f]{10}|unknown)", index)
     assert "2/2 completed" in index
     import xarray as xr
 

@@ -38,6 +38,8 @@ class FigureEntry:
     html_path: Path
     experiments: list[ExperimentSummary] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
+    # for a figure without runs (theory, toy): the commits its input files were written by
+    input_commits: list[str] = field(default_factory=list)
 
 
 def config_hash(config_json: str) -> str:
@@ -92,7 +94,21 @@ def figure_entry(html_path: Path) -> FigureEntry:
         if aggregate.exists() and directory not in seen:
             seen.append(directory)
             entry.experiments.append(summarise_experiment(aggregate))
+    if not entry.experiments:
+        entry.input_commits = sorted({_written_by(Path(path)) for path in paths})
     return entry
+
+
+def _written_by(path: Path) -> str:
+    """The commit in a netCDF file's provenance (``unknown`` if it has none or is missing)."""
+    import xarray as xr
+
+    if not path.exists():
+        return "unknown"
+    with xr.open_dataset(path) as dataset:
+        commit = str(dataset.attrs.get("provenance_git_commit", "unknown"))
+        dirty = str(dataset.attrs.get("provenance_git_dirty", "false")).lower() == "true"
+    return commit[:10] + (" (uncommitted changes)" if dirty else "")
 
 
 def render(entries: list[FigureEntry], out: Path) -> str:
@@ -117,7 +133,8 @@ def render(entries: list[FigureEntry], out: Path) -> str:
             )
         else:
             experiments = html.escape(entry.html_path.parent.parent.name)
-            counts = hashes = commits = "-"
+            counts = hashes = "-"
+            commits = html.escape(", ".join(entry.input_commits) or "-")
         flag = any(e.missing or e.diverged for e in entry.experiments)
         rows.append(
             f'<tr{" class=flag" if flag else ""}><td><a href="{html.escape(link)}">'
@@ -138,7 +155,7 @@ tr.flag td {{ background: #fff4e0; }}
 Config hash: sha256 of the experiment's config (canonical JSON), first 12 hex digits.
 Index written by commit <code>{commit}</code>.</p>
 <table><thead><tr><th>figure</th><th>experiment</th><th>runs</th><th>config hash</th>
-<th>commits of the runs</th></tr></thead><tbody>
+<th>commits of the runs (or of the figure's inputs)</th></tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table></body></html>
 """
