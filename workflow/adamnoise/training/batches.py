@@ -27,6 +27,7 @@ Data protocol (batch size counts sequences):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 
 import numpy as np
@@ -130,3 +131,14 @@ def split_micro_batches(batch_size: int, micro_batch_size: int) -> list[slice]:
     count = max(2, -(-batch_size // micro_batch_size))
     edges = [batch_bounds(batch_size, count, j) for j in range(count)]
     return [slice(start, stop) for start, stop in edges]
+
+
+@functools.cache
+def micro_batch_plan(batch_size: int, micro_batch_size: int) -> tuple[tuple[slice, ...], float]:
+    """The micro-batch slices of a batch (``split_micro_batches``, the micro-batch capped at the
+    batch) and their B_small, the harmonic mean of their sizes (noise_scale.py). Cached: an epoch
+    has only two realised batch sizes, ceil(N/m) and floor(N/m)."""
+    from adamnoise.training.noise_scale import small_batch_size
+
+    slices = split_micro_batches(batch_size, min(micro_batch_size, batch_size))
+    return tuple(slices), small_batch_size([s.stop - s.start for s in slices])

@@ -50,7 +50,7 @@ from typing import Any
 import torch
 
 from adamnoise.status import COMPLETED, DIVERGED, STOP_CAP, STOP_DIVERGED, STOP_PATIENCE
-from adamnoise.training.batches import EpochSampler, SequenceCut, split_micro_batches
+from adamnoise.training.batches import EpochSampler, SequenceCut, micro_batch_plan
 from adamnoise.training.checkpoint import (
     checkpoint_file,
     load_checkpoint,
@@ -60,7 +60,7 @@ from adamnoise.training.checkpoint import (
     set_rng_states,
 )
 from adamnoise.training.config import ConfigError, RunConfig, config_differences
-from adamnoise.training.noise_scale import NoiseScaleEMA, small_batch_size
+from adamnoise.training.noise_scale import NoiseScaleEMA
 from adamnoise.training.packing import check_packable
 from adamnoise.training.progress import Progress
 from adamnoise.training.result import History, build_dataset, perplexity
@@ -68,9 +68,12 @@ from adamnoise.training.trainer import (
     RunOutcome,
     _blame,
     evaluate,
+    passed_minimum,
+    record_evaluation,
     result_attrs,
     seed_everything,
-    select_device,
+    sequence_cuts,
+    setup_torch,
     total_steps_of,
 )
 
@@ -228,18 +231,7 @@ class PackedTrainer:
         self.progress_stream = progress_stream
         shared = configs[0]
         t = shared.training
-        if t.num_threads is not None:
-            torch.set_num_threads(t.num_threads)
-        self.device = select_device(t.device)
-        if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = t.tf32
-            torch.backends.cudnn.allow_tf32 = t.tf32
-        if t.precision == "bf16":
-            self.autocast = lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
-        else:
-            import contextlib
-
-            self.autocast = contextlib.nullcontext
+        self.device, self.autocast = setup_torch(t)
 
         with _blame("data.corpus", (OSError, ValueError)):
             corpus = load_prepared(shared.data.corpus)
@@ -261,14 +253,9 @@ class PackedTrainer:
         self.params = [params[name] for name in self.param_names]
         self.buffers = buffers
         self.num_parameters = sum(p.numel() for p in models[0].parameters())
-        context_len = int(getattr(self.model, "context_len", 0) or 0)
-        seq_len = shared.data.seq_len
-        with _blame("data.train_sequences", (ValueError,)):
-            self.train_cut = SequenceCut(
-                corpus.train.to(self.device), seq_len, context_len, shared.data.train_sequences
-            )
-        self.valid_cut = SequenceCut(corpus.valid.to(self.device), seq_len, context_len)
-        self.test_cut = SequenceCut(corpus.test.to(self.device), seq_len, context_len)
+        self.train_cut, self.valid_cut, self.test_cut = sequence_cuts(
+            corpus, shared.data, self.model, self.device
+        )
         self.members = []
         for config, out in zip(configs, self.outs, strict=True):
             try:
@@ -287,7 +274,6 @@ class PackedTrainer:
             self.schedule = build_schedule(dict(shared.schedule), self.total_steps)
         self.step = 0
         self.resumed_from: int | None = None
-        self._micro_batches: dict[int, tuple[list[slice], float]] = {}
 
         def member_loss(member_params, member_buffers, inputs, targets):
             return torch.func.functional_call(
@@ -360,43 +346,15 @@ class PackedTrainer:
     def _evaluate_and_record(self, index: int, progress: Progress) -> None:
         member = self.members[index]
         val_loss = self._evaluate_member(index, self.valid_cut)
-        previous_best = member.history.best_index
-        member.history.record_eval(
-            epoch=self.step / self.steps_per_epoch,
-            step=self.step,
-            val_loss=val_loss,
-            b_simple=member.noise.b_simple,
-            grad_noise_trace=member.noise.noise_trace,
-            grad_sq_norm=member.noise.grad_sq_norm,
+        improved = record_evaluation(
+            member.history, self.step, self.steps_per_epoch, val_loss, member.noise
         )
-        if member.history.best_index != previous_best and member.config.training.test_at_best:
+        if improved and member.config.training.test_at_best:
             member.best_state = {
                 name: value.detach().to("cpu", copy=True)
                 for name, value in self.member_params(index).items()
             }
         progress.evaluation(self.step, perplexity(val_loss))
-
-    def _passed_minimum(self, member: Member) -> bool:
-        """The single run's stopping rule (``Trainer.passed_minimum``) for one member."""
-        t = member.config.training
-        best = member.history.best_index
-        if t.patience is None or best is None:
-            return False
-        best_step = member.history.eval_step[best]
-        evals_since = len(member.history.val_loss) - 1 - best
-        return evals_since >= t.patience and self.step - best_step >= (
-            t.patience_fraction * best_step
-        )
-
-    def micro_batches(self, batch_size: int) -> tuple[list[slice], float]:
-        if batch_size not in self._micro_batches:
-            micro = min(self.configs[0].training.micro_batch, batch_size)
-            slices = split_micro_batches(batch_size, micro)
-            self._micro_batches[batch_size] = (
-                slices,
-                small_batch_size([s.stop - s.start for s in slices]),
-            )
-        return self._micro_batches[batch_size]
 
     # ----------------------------------------------------------------------------------------
     # the loop
@@ -415,7 +373,7 @@ class PackedTrainer:
         inputs = torch.stack([b[0] for b in batches])  # [K, n, L]
         targets = torch.stack([b[1] for b in batches])
         batch_size = inputs.shape[1]
-        slices, b_small = self.micro_batches(batch_size)
+        slices, b_small = micro_batch_plan(batch_size, t.micro_batch)
         tokens = targets[0].numel()
         k = len(self.members)
         loss_total = torch.zeros(k, dtype=torch.float32, device=self.device)
@@ -531,7 +489,7 @@ class PackedTrainer:
                             continue
                     if self.step % self.eval_interval == 0 or self.step == self.total_steps:
                         self._evaluate_and_record(i, progress)
-                        if self._passed_minimum(member):
+                        if passed_minimum(member.history, member.config.training, self.step):
                             member.active, member.stop_reason = False, STOP_PATIENCE
                             progress.message(f"{member.config.run_id} passed its minimum")
                 progress.step(self.step, min(active_losses) if active_losses else math.nan)

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from adamnoise.status import COMPLETED, DIVERGED, STOP_CAP, STOP_DIVERGED, STOP_PATIENCE
-from adamnoise.training.batches import EpochSampler, SequenceCut, split_micro_batches
+from adamnoise.training.batches import EpochSampler, SequenceCut, micro_batch_plan
 from adamnoise.training.checkpoint import (
     checkpoint_file,
     load_checkpoint,
@@ -56,7 +56,7 @@ from adamnoise.training.checkpoint import (
 from adamnoise.training.config import ConfigError, RunConfig, config_differences
 from adamnoise.training.epochs import batch_bounds
 from adamnoise.training.gradients import GradientAccumulator, UpdateTracker
-from adamnoise.training.noise_scale import NoiseScaleEMA, small_batch_size
+from adamnoise.training.noise_scale import NoiseScaleEMA
 from adamnoise.training.progress import Progress
 from adamnoise.training.result import History, build_dataset, perplexity
 
@@ -127,6 +127,57 @@ def _clip_fraction(optimizer) -> float:
     return float(value.item() if torch.is_tensor(value) else value)
 
 
+def setup_torch(t) -> tuple[torch.device, Any]:
+    """Threads, device, TF32 and the autocast context of a run's ``training`` section."""
+    if t.num_threads is not None:
+        torch.set_num_threads(t.num_threads)
+    device = select_device(t.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = t.tf32
+        torch.backends.cudnn.allow_tf32 = t.tf32
+    if t.precision == "bf16":
+        return device, lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return device, contextlib.nullcontext
+
+
+def sequence_cuts(corpus, data, model, device) -> tuple[SequenceCut, SequenceCut, SequenceCut]:
+    """The train / valid / test splits cut into sequences of ``data.seq_len`` tokens, with the
+    preceding context the model wants (Transformer-XL's memory; docs/architecture.md)."""
+    context_len = int(getattr(model, "context_len", 0) or 0)
+    with _blame("data.train_sequences", (ValueError,)):
+        train = SequenceCut(
+            corpus.train.to(device), data.seq_len, context_len, data.train_sequences
+        )
+    valid = SequenceCut(corpus.valid.to(device), data.seq_len, context_len)
+    test = SequenceCut(corpus.test.to(device), data.seq_len, context_len)
+    return train, valid, test
+
+
+def record_evaluation(history: History, step: int, steps_per_epoch: int, val_loss, noise) -> bool:
+    """Record an evaluation with the current B_simple estimates; True if it is a new best."""
+    previous_best = history.best_index
+    history.record_eval(
+        epoch=step / steps_per_epoch,
+        step=step,
+        val_loss=val_loss,
+        b_simple=noise.b_simple,
+        grad_noise_trace=noise.noise_trace,
+        grad_sq_norm=noise.grad_sq_norm,
+    )
+    return history.best_index != previous_best
+
+
+def passed_minimum(history: History, t, step: int) -> bool:
+    """The stopping rule of the module docstring for ``training`` settings ``t`` (False without
+    ``patience``): ``patience`` evaluations and ``patience_fraction`` of the best step since it."""
+    best = history.best_index
+    if t.patience is None or best is None:
+        return False
+    best_step = history.eval_step[best]
+    evals_since = len(history.val_loss) - 1 - best
+    return evals_since >= t.patience and step - best_step >= t.patience_fraction * best_step
+
+
 class Trainer:
     """Builds everything a run needs from its config; ``run()`` trains and writes the result."""
 
@@ -150,30 +201,16 @@ class Trainer:
         self.progress_stream = progress_stream
         t = config.training
 
-        if t.num_threads is not None:
-            torch.set_num_threads(t.num_threads)
-        self.device = select_device(t.device)
-        if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = t.tf32
-            torch.backends.cudnn.allow_tf32 = t.tf32
-        if t.precision == "bf16":
-            self.autocast = lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
-        else:
-            self.autocast = contextlib.nullcontext
+        self.device, self.autocast = setup_torch(t)
 
         with _blame("data.corpus", (OSError, ValueError)):
             corpus = load_prepared(config.data.corpus)
         seed_everything(t.seed)
         with _blame("model", (ValueError, TypeError)):
             self.model = build_model(dict(config.model), len(corpus.vocab)).to(self.device)
-        context_len = int(getattr(self.model, "context_len", 0) or 0)
-        seq_len = config.data.seq_len
-        with _blame("data.train_sequences", (ValueError,)):
-            self.train_cut = SequenceCut(
-                corpus.train.to(self.device), seq_len, context_len, config.data.train_sequences
-            )
-        self.valid_cut = SequenceCut(corpus.valid.to(self.device), seq_len, context_len)
-        self.test_cut = SequenceCut(corpus.test.to(self.device), seq_len, context_len)
+        self.train_cut, self.valid_cut, self.test_cut = sequence_cuts(
+            corpus, config.data, self.model, self.device
+        )
         try:
             self.sampler = EpochSampler(self.train_cut.num_sequences, t.batch_size, t.seed)
         except ValueError as exc:
@@ -181,9 +218,6 @@ class Trainer:
         self.steps_per_epoch = self.sampler.batches_per_epoch
         self.total_steps = total_steps_of(t.epochs, self.steps_per_epoch, t.max_steps)
         self.eval_interval = max(1, round(t.eval_every * self.steps_per_epoch))
-
-        # realised batch sizes are ceil(N/m) and floor(N/m): their micro-batch slices and B_small
-        self._micro_batches: dict[int, tuple[list[slice], float]] = {}
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         with _blame("optimizer", (ValueError, TypeError)):
@@ -253,51 +287,26 @@ class Trainer:
             self.model, self.loss_of, self.valid_cut, self.config.training.eval_batch_size,
             self.autocast,
         )  # fmt: skip
-        previous_best = self.history.best_index
-        self.history.record_eval(
-            epoch=self.step / self.steps_per_epoch,
-            step=self.step,
-            val_loss=val_loss,
-            b_simple=self.noise.b_simple,
-            grad_noise_trace=self.noise.noise_trace,
-            grad_sq_norm=self.noise.grad_sq_norm,
+        improved = record_evaluation(
+            self.history, self.step, self.steps_per_epoch, val_loss, self.noise
         )
-        improved = self.history.best_index != previous_best
         if improved and self.config.training.test_at_best:
             self.best_state = {
                 k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
             }
         progress.evaluation(self.step, perplexity(val_loss))
 
-    def micro_batches(self, batch_size: int) -> tuple[list[slice], float]:
-        """The micro-batch slices of a batch and their B_small (harmonic mean size), cached."""
-        if batch_size not in self._micro_batches:
-            slices = split_micro_batches(
-                batch_size, min(self.config.training.micro_batch, batch_size)
-            )
-            b_small = small_batch_size([s.stop - s.start for s in slices])
-            self._micro_batches[batch_size] = slices, b_small
-        return self._micro_batches[batch_size]
-
     @property
     def passed_minimum(self) -> bool:
         """The stopping rule of the module docstring (False without ``patience``)."""
-        t = self.config.training
-        best = self.history.best_index
-        if t.patience is None or best is None:
-            return False
-        best_step = self.history.eval_step[best]
-        evals_since = len(self.history.val_loss) - 1 - best
-        return evals_since >= t.patience and self.step - best_step >= (
-            t.patience_fraction * best_step
-        )
+        return passed_minimum(self.history, self.config.training, self.step)
 
     def train_step(self) -> tuple[float, bool]:
         """One optimiser step; returns (loss, diverged)."""
         t = self.config.training
         indices = self.sampler.batch_indices(self.step).to(self.device)
         inputs, targets = self.train_cut.batch(indices)
-        slices, b_small = self.micro_batches(len(indices))
+        slices, b_small = micro_batch_plan(len(indices), t.micro_batch)
         micro_batches = [(inputs[s], targets[s]) for s in slices]
         self.update_tracker.before()
         loss, small_sq, big_sq = self.accumulator.run(self.loss_of, micro_batches, self.autocast)
@@ -431,8 +440,7 @@ def result_attrs(
     best = history.best_index
     start, stop = batch_bounds(train_sequences, steps_per_epoch, 0)
     first_batch = stop - start
-    micro_batch = min(config.training.micro_batch, first_batch)
-    slices = split_micro_batches(first_batch, micro_batch)
+    b_small = micro_batch_plan(first_batch, config.training.micro_batch)[1]
     diverged_at = history.diverged_at_step
     return {
         "status": status,
@@ -447,7 +455,7 @@ def result_attrs(
         "mean_batch_size": train_sequences / steps_per_epoch,
         "total_steps_planned": total_steps,
         # of the epoch's first (largest) batch; the estimator uses each step's own sizes
-        "noise_scale_b_small": small_batch_size([s.stop - s.start for s in slices]),
+        "noise_scale_b_small": b_small,
         "noise_scale_b_big": first_batch,
         "num_parameters": num_parameters,
         **as_attrs(collect(device=device_name)),
