@@ -29,24 +29,10 @@ import time
 from pathlib import Path
 
 import torch
+from common import ensure_corpus, synchronize
 
 from adamnoise.training.config import RunConfig
 from adamnoise.training.trainer import Trainer
-
-
-def ensure_corpus(path: Path) -> Path:
-    if (path / "stats.json").exists():
-        return path
-    from adamnoise.data.corpus import prepare_corpus
-
-    print(f"preparing pydoc-char into {path}", file=sys.stderr)
-    prepare_corpus("pydoc-char", path)
-    return path
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def main(argv: list[str] | None = None) -> int:

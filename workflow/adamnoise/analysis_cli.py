@@ -24,12 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "best beta, the slope near beta = 1 against the predicted sign, Delta against the default "
         "beta, and seed 000's printed Table 1 beside it.",
     )
-    optima.add_argument("aggregate", type=Path, help="netCDF written by `adamnoise aggregate`")
-    optima.add_argument("--flips", type=Path, required=True, help="predict-flips output")
-    optima.add_argument("--axis", choices=("beta2", "beta1"), required=True, help="swept beta")
-    optima.add_argument("--out", type=Path, required=True, help="netCDF file to write")
-    optima.add_argument("--csv", type=Path, required=True, help="Table 1 as CSV")
-    optima.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    _sweep_arguments(optima, csv_help="Table 1 as CSV")
     optima.set_defaults(func=_optima)
 
     predictions = subparsers.add_parser(
@@ -39,13 +34,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rule, beta1 = beta2 and the default, each held against the empirical best of a sweep "
         "(regret with seed-bootstrap intervals; see adamnoise.predictions).",
     )
-    predictions.add_argument("aggregate", type=Path, help="netCDF written by `adamnoise aggregate`")
-    predictions.add_argument("--flips", type=Path, required=True, help="predict-flips output")
-    predictions.add_argument("--axis", choices=("beta2", "beta1"), required=True, help="swept beta")
-    predictions.add_argument("--out", type=Path, required=True, help="netCDF file to write")
-    predictions.add_argument("--csv", type=Path, required=True, help="regret table as CSV")
-    predictions.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    _sweep_arguments(predictions, csv_help="regret table as CSV")
     predictions.set_defaults(func=_predictions)
+
+
+def _sweep_arguments(parser: argparse.ArgumentParser, csv_help: str) -> None:
+    """The arguments of the analyses of one beta sweep (optima, predictions)."""
+    parser.add_argument("aggregate", type=Path, help="netCDF written by `adamnoise aggregate`")
+    parser.add_argument("--flips", type=Path, required=True, help="predict-flips output")
+    parser.add_argument("--axis", choices=("beta2", "beta1"), required=True, help="swept beta")
+    parser.add_argument("--out", type=Path, required=True, help="netCDF file to write")
+    parser.add_argument("--csv", type=Path, required=True, help=csv_help)
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
 
 
 def _predict_flips(args: argparse.Namespace) -> int:

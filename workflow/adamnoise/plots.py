@@ -553,60 +553,35 @@ def c_total_beta1(grid: xr.Dataset, lambdas=LAMBDAS_BETA1) -> plt.Figure:
     return fig
 
 
+def _regions(ax, grid: xr.Dataset, prefix: str, level_label: str) -> None:
+    """B- / B0 / B+ of one window of the theory grid (``square_`` or ``zoom_``), the B0 line and
+    the level curve through the defaults."""
+    from matplotlib.colors import ListedColormap
+
+    beta2, beta1 = grid[f"{prefix}beta2"], grid[f"{prefix}beta1"]
+    region = grid["stability_region" if prefix == "square_" else "zoom_stability_region"]
+    constant = grid["stability_constant" if prefix == "square_" else "zoom_stability_constant"]
+    cmap = ListedColormap(["#f4a6a6", "#dddddd", "#a6d4f4"])  # B-, B0, B+
+    ax.pcolormesh(beta2, beta1, region, cmap=cmap, vmin=-1.5, vmax=1.5, shading="auto")
+    ax.contour(beta2, beta1, constant, levels=[0.0], colors="k")
+    ax.plot(grid.level_curve_beta2, grid.level_curve_beta1, "k--", lw=1, label=level_label)
+
+
 def stability_regions(grid: xr.Dataset) -> plt.Figure:
     """Seed 004 Fig. 1c: B+ / B- over the unit square, and near the defaults with the level
     curve and the normal-curve points through (beta2, beta1) = (0.999, 0.9), coloured by C."""
     import json
 
-    from matplotlib.colors import ListedColormap
-
-    region_cmap = ListedColormap(["#f4a6a6", "#dddddd", "#a6d4f4"])  # B-, B0, B+
     fig, (whole, zoom) = plt.subplots(1, 2, figsize=(12, 5.2), constrained_layout=True)
     point = (grid.attrs["curve_point_beta2"], grid.attrs["curve_point_beta1"])
-    whole.pcolormesh(
-        grid.square_beta2,
-        grid.square_beta1,
-        grid.stability_region,
-        cmap=region_cmap,
-        vmin=-1.5,
-        vmax=1.5,
-        shading="auto",
-    )
-    whole.contour(
-        grid.square_beta2, grid.square_beta1, grid.stability_constant, levels=[0.0], colors="k"
-    )
-    whole.plot(
-        grid.level_curve_beta2,
-        grid.level_curve_beta1,
-        "k--",
-        lw=1,
-        label="level curve through default",
-    )
+    _regions(whole, grid, "square_", "level curve through default")
     whole.plot(*point, "k*", ms=10)
     whole.set_title("B+ (blue) and B− (red) over the unit square")
     whole.text(0.6, 0.2, "B+", fontsize=14)
     whole.text(0.1, 0.8, "B−", fontsize=14)
     whole.legend(loc="lower right", fontsize=8)
 
-    zoom.pcolormesh(
-        grid.zoom_beta2,
-        grid.zoom_beta1,
-        grid.zoom_stability_region,
-        cmap=region_cmap,
-        vmin=-1.5,
-        vmax=1.5,
-        shading="auto",
-    )
-    zoom.contour(
-        grid.zoom_beta2, grid.zoom_beta1, grid.zoom_stability_constant, levels=[0.0], colors="k"
-    )
-    zoom.plot(
-        grid.level_curve_beta2,
-        grid.level_curve_beta1,
-        "k--",
-        lw=1,
-        label="level curve C = C(0.999, 0.9)",
-    )
+    _regions(zoom, grid, "zoom_", "level curve C = C(0.999, 0.9)")
     points = zoom.scatter(
         grid.normal_curve_beta2,
         grid.normal_curve_beta1,
