@@ -14,6 +14,8 @@ workflow validates configs without importing torch; the names below that need to
 imported on first use.
 """
 
+from adamnoise.lazy import lazy_getattr
+
 from .configs import CONFIGS, GPTConfig, NanoGPTConfig, TransformerXLConfig
 from .presets import MODEL_PARAMETERS, PRESETS, context_len_of, resolve_model_config
 
@@ -28,12 +30,7 @@ _WITH_TORCH = {
 }
 
 
-def __getattr__(name: str):
-    if name in _WITH_TORCH:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_WITH_TORCH[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WITH_TORCH)
 
 
 __all__ = [

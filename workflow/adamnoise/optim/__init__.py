@@ -10,6 +10,8 @@ workflow validates configs without importing torch (``build_optimizer`` imports 
 builds); the names below that need torch are imported on first use.
 """
 
+from adamnoise.lazy import lazy_getattr
+
 from .configs import KADAM_STRATEGIES, OPTIMIZERS, OptimizerConfig
 from .factory import (
     OPTIMIZER_DEFAULTS,
@@ -33,12 +35,7 @@ _WITH_TORCH = {
 }
 
 
-def __getattr__(name: str):
-    if name in _WITH_TORCH:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_WITH_TORCH[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _WITH_TORCH)
 
 
 __all__ = [
