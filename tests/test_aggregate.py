@@ -89,7 +89,7 @@ def test_missing_run_is_nan_and_reported(trained, capsys):
     assert float(present["min_val_ppl"]) == pytest.approx(float(present["val_ppl"].min()))
 
 
-def test_stopping_flags_and_windowed_noise_scale(trained):
+def test_stopping_flags_and_noise_scale_at_the_best(trained):
     experiment, root = trained
     dataset = aggregate_directory(experiment, root / "runs")
     present = dataset.sel(batch_size=4, beta2=0.9).squeeze()
@@ -101,9 +101,16 @@ def test_stopping_flags_and_windowed_noise_scale(trained):
     # each run carries its own evaluation epochs and steps
     steps = present["eval_step"].values
     assert steps[0] == 0 and np.all(np.diff(steps[np.isfinite(steps)]) > 0)
-    # B_simple of the window (0, best step], recomputed from the run's own series
-    window = present["b_simple"].values[(steps > 0) & (steps <= float(present["best_step"]))]
-    assert float(present["b_simple_window"]) == pytest.approx(np.nanmedian(window))
+    # B_simple read at the best evaluation, from the run's own series
+    at_best = present["b_simple"].values[steps == float(present["best_step"])]
+    assert float(present["b_simple_at_best"]) == pytest.approx(float(at_best[0]))
+    # the evaluation noise of every evaluation, and of the minimum
+    se = present["val_loss_se"].values[np.isfinite(steps)]
+    assert np.all(se > 0)
+    assert float(present["min_val_ppl_se"]) == pytest.approx(
+        float(present["min_val_ppl"])
+        * float(se[steps[np.isfinite(steps)] == float(present["best_step"])][0])
+    )
     # the realised batch size N/m next to the configured one
     n = dataset.attrs["n_train_sequences"]
     assert n == experiment.num_train_sequences
@@ -115,7 +122,7 @@ def test_optima_and_flips_from_measured_noise_scale(trained):
     experiment, root = trained
     dataset = aggregate_directory(experiment, root / "runs")
     flips = predict_flips(dataset)
-    optima = sweep_optima(dataset, "beta2", noise_ratio=flips["noise_ratio_own"].sel(quantile=0.5))
+    optima = sweep_optima(dataset, "beta2", noise_ratio=flips["noise_ratio"])
     ppl = dataset["min_val_ppl"].sel(batch_size=4).squeeze()
     expected = float(dataset["beta2"][int(np.nanargmin(ppl.values))])
     assert float(optima["best_beta2"].sel(batch_size=4).squeeze()) == expected
@@ -126,7 +133,12 @@ def test_optima_and_flips_from_measured_noise_scale(trained):
     n = dataset.attrs["n_train_sequences"]
     b_simple = float(flips["b_simple"].sel(quantile=0.5))
     assert b_simple > 0
-    assert flips.attrs["b_simple_window"].startswith("median B_simple")
+    assert flips.attrs["b_simple_source"].startswith("B_simple estimate at the best evaluation")
+    # the one scale: lambda at every batch size with the pooled median
+    realised_all = dataset["mean_batch_size"].values
+    np.testing.assert_allclose(
+        flips["noise_ratio"].values, (n / realised_all - 1) / (n - 1) * b_simple
+    )
     half = float(flips["flip_batch_size"].sel(threshold=0.5, quantile=0.5))
     assert half == pytest.approx(2 * n * b_simple / (n + 2 * b_simple - 1))
     # lambda per batch size uses that batch size's own B_simple at the realised N/m
@@ -154,7 +166,7 @@ def test_report_figures_draw_the_measurements_and_the_prediction(trained):
     experiment, root = trained
     dataset = aggregate_directory(experiment, root / "runs")
     flips = predict_flips(dataset)
-    optima = sweep_optima(dataset, "beta2", noise_ratio=flips["noise_ratio_own"].sel(quantile=0.5))
+    optima = sweep_optima(dataset, "beta2", noise_ratio=flips["noise_ratio"])
     figure = plots.beta_sweep(dataset, flips, optima, "beta2")
     sweep_axes, best_axes = figure.axes[0], figure.axes[1]
     # per batch size: the mean curve with error bars, one dot series per seed, the best circled,

@@ -99,7 +99,7 @@ def test_slope_near_one_and_its_verdict():
     # ppl = 20 - 2 * (-log10(1 - beta)): exactly -2 per decade of 1 - beta, no seed noise
     x = -np.log10(1 - np.array(BETA2))
     values = 20 - 2 * x
-    ppl = [[[[v, v]] for v in values], [[[40 - v, 40 - v]] for v in values]]
+    ppl = [[[[v, v, v]] for v in values], [[[40 - v, 40 - v, 40 - v]] for v in values]]
     data = synthetic(ppl, batch_sizes=(8, 512))
     lam = xr.DataArray([5.0, 0.0], coords={"batch_size": [8, 512]}, dims="batch_size")
     optima = sweep_optima(data, "beta2", noise_ratio=lam)
@@ -122,8 +122,11 @@ def test_predicted_signs_follow_the_lemma_thresholds():
     assert predicted_slope_sign("beta2", lam, 0.9).values.tolist() == [-1, -1, 0, 1, 1, 0]
     # Lemma 3.6 (beta2 = 0.999): decreasing for lambda >= 1.0015, increasing for <= 0.9956
     assert predicted_slope_sign("beta1", lam, 0.999).values.tolist() == [1, -1, -1, -1, -1, 0]
-    assert slope_verdict(-1, -3.0, 1.0) == "inconclusive"
-    assert slope_verdict(1, 0.5, 1.0) == "agrees"
+    assert slope_verdict(-1, -3.0, 1.0, 3) == "inconclusive"
+    assert slope_verdict(1, 0.5, 1.0, 3) == "agrees"
+    assert slope_verdict(-1, 0.5, 1.0, 3) == "contradicts"
+    # one degree of freedom is never called a verdict, however narrow its interval
+    assert slope_verdict(1, 0.5, 1.0, 2) == "too few seeds"
 
 
 def test_runs_whose_best_is_last_are_counted_and_flag_the_best():
@@ -167,12 +170,12 @@ def test_slope_interval_is_a_t_interval_over_the_seeds_own_slopes():
     half = 12.7062047 * np.sqrt(2) / np.sqrt(2)
     assert cell(optima, "slope_low") == pytest.approx(-2.0 - half, rel=1e-6)
     assert cell(optima, "slope_high") == pytest.approx(-2.0 + half, rel=1e-6)
-    # both seeds fall as predicted, but two seeds cannot make it significant
+    # both seeds fall as predicted, but two seeds give no verdict
     assert cell(optima, "seeds_agreeing") == 2
-    assert cell(optima, "slope_verdict") == "inconclusive"
+    assert cell(optima, "slope_verdict") == "too few seeds"
 
 
-def test_seed_winners_capped_runs_and_an_unsorted_axis():
+def test_seed_winners_late_minima_and_an_unsorted_axis():
     from adamnoise.optima import STOP_CAP_CODE
     from adamnoise.status import STOP_CODES
 
@@ -180,28 +183,69 @@ def test_seed_winners_capped_runs_and_an_unsorted_axis():
     # seed 0 prefers 0.99, seed 1 prefers 0.9; the means favour 0.99
     ppl = [[[[11.0, 9.5]], [[9.0, 9.6]], [[10.0, 10.0]]]]
     data = synthetic(ppl)
-    data["stop_reason"] = xr.zeros_like(data["status"])
-    data["stop_reason"].loc[{"beta2": 0.99, "seed": 1}] = STOP_CODES["cap"]
+    # every run trained to its cap of 100 steps; one has its best at step 95 (late), one at 89
+    data["stop_reason"] = xr.full_like(data["status"], STOP_CODES["cap"])
+    data["best_step"] = xr.full_like(data["min_val_ppl"], 40.0)
+    data["best_step"].loc[{"beta2": 0.99, "seed": 1}] = 95.0
+    data["best_step"].loc[{"beta2": 0.9, "seed": 0}] = 89.0
+    data["eval_step"] = (
+        data["min_val_ppl"]
+        .expand_dims(eval=2)
+        .copy(
+            data=np.broadcast_to(
+                np.array([0.0, 100.0])[:, None, None, None, None, None], (2, 1, 1, 3, 1, 2)
+            )
+        )
+    )
     optima = sweep_optima(data.isel(beta2=[2, 0, 1]), "beta2")  # an unsorted grid
     assert optima["beta2"].values.tolist() == BETA2
     assert cell(optima, "best_beta2") == 0.99 and cell(optima, "seed_winners") == 1
     assert cell(optima, "best_low") <= cell(optima, "best_high")
-    assert cell(optima, "n_capped") == 1 and cell(optima, "best_flagged") == 1
+    assert cell(optima, "n_late_best") == 1 and cell(optima, "best_flagged") == 1
 
 
 def test_predicted_sign_over_a_window_near_one():
-    from adamnoise.theory.implicit_bias import c_total_derivative
+    """Known answers from seed 000's Lemma 3.4 (beta1 = 0.9): C_total is increasing in beta2 on
+    all of [0.9, 1) for lambda >= 0.5082 and decreasing for lambda <= 0.4945, so on any window
+    inside it the sign is -1 / +1 on either side of that band, whatever the window."""
+    lam = xr.DataArray([0.49, 0.52, 3.0, 0.0])
+    for window in ((0.99, 0.999), (0.9, 0.95), (0.95, 0.9999)):
+        signs = predicted_slope_sign("beta2", lam, 0.9, window).values.tolist()
+        assert signs == [1, -1, -1, 1], window
 
-    lam = xr.DataArray([0.5])
-    window = (0.99, 0.999)
-    sign = int(predicted_slope_sign("beta2", lam, 0.9, window).item())
-    derivative = c_total_derivative("beta2", 0.9, np.linspace(*window, 50), 0.5)
-    if np.all(derivative > 0):
-        assert sign == -1
-    elif np.all(derivative < 0):
-        assert sign == 1
-    else:
-        assert sign == 0
+
+def test_held_out_delta_removes_the_bias_of_the_argmin():
+    """Three betas of equal true perplexity 10 (default 0.999), seed noise only: the in-sample
+    Delta is positive by construction (the best of noisy means), the held-out Delta is not."""
+    # seed s favours a different beta each: in-sample best mean 9.667 vs default 10.0
+    ppl = [[[[9.0, 10.5, 10.5]], [[10.5, 9.0, 10.5]], [[10.5, 10.5, 9.0]]]]
+    optima = sweep_optima(synthetic(ppl), "beta2")
+    assert cell(optima, "delta_pct") == pytest.approx(0.0)  # all means tie at 10: no gain
+    ppl = [[[[9.0, 10.5, 10.4]], [[10.5, 9.0, 10.6]], [[10.5, 10.5, 9.0]]]]
+    optima = sweep_optima(synthetic(ppl), "beta2")
+    # means 9.967, 10.033, 10.0: best 0.9, in-sample Delta (10 - 9.967)/10 = +0.33 %
+    assert cell(optima, "delta_pct") == pytest.approx(100 * (10.0 - 29.9 / 3) / 10.0)
+    # held out, by hand: seed 0 -> seeds 1, 2 pick 0.999 (means 10.45, 9.8, 9.75): Delta 0;
+    # seed 1 -> seeds 0, 2 pick 0.9 (9.7, 10.55, 9.75): 10.5 vs 10.5, 0; seed 2 -> seeds 0, 1
+    # tie 0.9 / 0.99 at 9.75, the first wins: 10.4 vs the default's 9.0, -15.56 %
+    assert cell(optima, "delta_cv_pct") == pytest.approx((0 + 0 - 100 * 1.4 / 9.0) / 3)
+    assert cell(optima, "delta_cv_pct") < 0 < cell(optima, "delta_pct")
+
+
+def test_eval_noise_effect_and_test_statistics():
+    ppl = [[[[10.0, 12.0]], [[11.0, 13.0]], [[12.0, 14.0]]]]
+    data = synthetic(ppl)
+    data["min_val_ppl_se"] = xr.full_like(data["min_val_ppl"], 0.2)
+    data["min_val_ppl_se"].loc[{"beta2": 0.9, "seed": 1}] = 0.4
+    # the test perplexity prefers 0.99 (by 1 on both seeds)
+    data["test_ppl"] = data["min_val_ppl"] + 1.0
+    data["test_ppl"].loc[{"beta2": 0.99}] = data["min_val_ppl"].sel(beta2=0.99) - 1.0
+    optima = sweep_optima(data, "beta2")
+    assert optima["eval_se"].squeeze().values.tolist() == pytest.approx([0.3, 0.2, 0.2])
+    assert cell(optima, "effect") == pytest.approx(2.0)  # means 11, 12, 13
+    assert cell(optima, "best_beta2") == 0.9 and cell(optima, "best_beta2_test") == 0.99
+    # test means 12, 11, 14: Delta = (14 - 11) / 14
+    assert cell(optima, "delta_test_pct") == pytest.approx(100 * 3 / 14)
 
 
 def test_beta1_sweep_predicts_the_opposite_direction_and_draws():

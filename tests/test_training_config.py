@@ -80,7 +80,11 @@ def test_round_trip_and_defaults():
         (lambda r: r["data"].update(train_sequences=0), "data.train_sequences", ">= 1"),
         (lambda r: r["training"].update(device="tpu"), "training.device", "one of"),
         (lambda r: r["training"].update(precision="fp16"), "training.precision", "one of"),
-        (lambda r: r["training"].update(noise_scale_ema=1.0), "training.noise_scale_ema", "[0, 1)"),
+        (
+            lambda r: r["training"].update(noise_scale_horizon=0.0),
+            "training.noise_scale_horizon",
+            "positive",
+        ),
         (lambda r: r["training"].update(eval_every=0), "training.eval_every", "positive"),
         (lambda r: r["training"].update(max_steps=0), "training.max_steps", ">= 1"),
         (lambda r: r["data"].pop("seq_len"), "data.seq_len", "missing"),
@@ -109,7 +113,7 @@ def test_schema_accepts_example_and_rejects_type_errors():
     bad["training"]["unknown_key"] = 1
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
-    assert schema["properties"]["training"]["properties"]["noise_scale_ema"]["default"] == 0.99
+    assert schema["properties"]["training"]["properties"]["noise_scale_horizon"]["default"] == 1.0
 
 
 def test_config_differences_names_nested_keys():

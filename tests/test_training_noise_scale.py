@@ -52,7 +52,7 @@ def test_estimates_are_unbiased():
 def test_ema_ratio_converges_to_true_b_simple(b_simple, b_big, b_small):
     rng, mu, C = synthetic_problem(1, b_simple)
     small, big = step_norms(rng, mu, C, b_big, b_small, steps=6000)
-    ema = NoiseScaleEMA(beta=0.999)
+    ema = NoiseScaleEMA(horizon=1000 * b_big)  # about the last 1000 steps
     for s, g in zip(small, big, strict=True):
         ema.update(s, g, b_small, b_big)
     assert ema.count == 6000
@@ -62,7 +62,7 @@ def test_ema_ratio_converges_to_true_b_simple(b_simple, b_big, b_small):
 
 
 def test_ema_bias_correction_and_state():
-    ema = NoiseScaleEMA(beta=0.9)
+    ema = NoiseScaleEMA(horizon=40.0)
     assert math.isnan(ema.b_simple) and math.isnan(ema.grad_sq_norm)
     # a constant estimate is returned exactly from the first update on (bias-corrected)
     small, big = 3.0, 1.0  # B_small 2, B_big 4: |G|^2 = (4 - 6)/2 = -1, tr = 2/(1/2 - 1/4) = 8
@@ -74,10 +74,53 @@ def test_ema_bias_correction_and_state():
     assert ema.count == 3
     ema.update(1.0, 1.0, 1, 1)  # a one-sequence batch has nothing to compare
     assert ema.count == 3
-    clone = NoiseScaleEMA(beta=0.5)
+    clone = NoiseScaleEMA(horizon=1.0)
     clone.load_state_dict(ema.state_dict())
     assert clone.state_dict() == ema.state_dict()
     assert clone.b_simple == ema.b_simple == pytest.approx(-8.0)
+
+
+def test_horizon_is_an_amount_of_data_not_of_steps():
+    """After the same number of sequences, runs of any batch size weigh the past alike."""
+    horizon = 256.0
+    by_batch = {}
+    for b_big, steps in ((8, 64), (32, 16), (256, 2)):  # 512 sequences each
+        ema = NoiseScaleEMA(horizon)
+        for _ in range(steps):
+            ema.update(3.0, 1.0, b_big / 2, b_big)
+        by_batch[b_big] = ema.weight
+    assert by_batch[8] == pytest.approx(1 - math.exp(-512 / horizon))
+    assert by_batch[32] == pytest.approx(by_batch[8])
+    assert by_batch[256] == pytest.approx(by_batch[8])
+    # a per-step factor would not: 0.99 per step leaves 0.99**64 after 64 steps, 0.99**2 after 2
+    assert NoiseScaleEMA(horizon).decay_for(8) ** 64 == pytest.approx(math.exp(-2.0))
+
+
+@pytest.mark.parametrize(("b_big", "b_small"), [(16, 4), (64, 32), (64, 16)])
+def test_estimates_unbiased_without_replacement(b_big, b_small):
+    """Batches drawn without replacement from N samples: with n_population = N the estimates are
+    unbiased for the exact |G|^2 and tr(Sigma) (divisor N - 1) of those N samples, including a
+    full batch (b_big = N); without the correction |G|^2 is low by tr(Sigma)/N."""
+    n = 64
+    rng, mu, C = synthetic_problem(3, b_simple=20.0)
+    samples = mu + rng.normal(size=(n, DIM)) @ C.T
+    exact_grad_sq = float((samples.mean(axis=0) ** 2).sum())
+    exact_trace = float(((samples - samples.mean(axis=0)) ** 2).sum() / (n - 1))
+    draws = 20000
+    order = np.argsort(rng.random((draws, n)), axis=1)[:, :b_big]  # without replacement
+    batches = samples[order]  # [draws, b_big, DIM]
+    micro = batches.reshape(draws, b_big // b_small, b_small, DIM).mean(axis=2)
+    small = (micro**2).sum(-1).mean(-1)
+    big = (batches.mean(axis=1) ** 2).sum(-1)
+    grad_sq, trace = unbiased_estimates(small, big, b_small, b_big, n_population=n)
+    se_grad = np.std(grad_sq) / math.sqrt(draws)
+    se_trace = np.std(trace) / math.sqrt(draws)
+    assert abs(np.mean(trace) - exact_trace) < 4 * se_trace + 1e-9
+    assert abs(np.mean(grad_sq) - exact_grad_sq) < 4 * se_grad + 1e-9
+    plain, _ = unbiased_estimates(small, big, b_small, b_big)
+    se_plain = np.std(plain) / math.sqrt(draws)
+    assert abs(np.mean(plain) - (exact_grad_sq - exact_trace / n)) < 4 * se_plain + 1e-9
+    assert exact_trace / n > 10 * se_plain  # the correction is resolved by these draws
 
 
 def test_harmonic_mean_small_batch():

@@ -64,7 +64,7 @@ TINY_RUN = {
         "checkpoint_every": 0,
         "device": "cpu",
         "num_threads": 1,
-        "noise_scale_ema": 0.9,
+        "noise_scale_horizon": 0.5,
     },
 }
 

@@ -13,10 +13,12 @@ are laid out as before.
 
 Runs stop at different evaluations (patience) and batch sizes evaluate at different steps, so
 every per-evaluation series comes with its own ``eval_epoch`` and ``eval_step``. ``stop_reason``
-and ``best_is_last`` say whether each run trained past its minimum; ``b_simple_window`` is the
-noise scale that the flip prediction uses (``analysis.predict_flips``). ``diverged_at_step`` is the
-first step whose training loss was non-finite or too large (NaN: none); a run with
-``training.stop_on_divergence: false`` has status diverged, stop reason cap and its whole series.
+and ``best_is_last`` say whether each run trained past its minimum; ``b_simple_at_best`` (the
+estimate averaged over the horizon of data before the best evaluation) is the noise scale that
+the flip prediction uses (``analysis.predict_flips``), ``b_simple_exact`` its check.
+``diverged_at_step`` is the first step whose training loss was non-finite or too large (NaN:
+none); a run with ``training.stop_on_divergence: false`` has status diverged, stop reason cap and
+its whole series.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ from adamnoise.training.result import EVAL_VARIABLES, STEP_VARIABLES, SUMMARY_VA
 SCALARS = SUMMARY_VARIABLES
 # per-evaluation series: name -> (units, description)
 SERIES = {
-    **{name: EVAL_VARIABLES[name] for name in ("val_ppl", "val_loss", "train_loss", "b_simple")},
+    **{
+        name: EVAL_VARIABLES[name]
+        for name in ("val_ppl", "val_loss", "val_loss_se", "train_loss", "b_simple")
+    },
     "eval_epoch": ("epochs", "epochs completed at the evaluation"),
     "eval_step": ("steps", "optimiser steps completed at the evaluation"),
 }
@@ -121,8 +126,7 @@ def _stack_runs(results: dict, shape: tuple[int, ...]) -> tuple[dict[str, np.nda
     n_eval = max((run.sizes.get("eval", 0) for run in results.values()), default=0)
     n_steps = max((run.sizes.get("train_step", 0) for run in results.values()), default=0)
     data: dict[str, np.ndarray] = {name: np.full(shape, np.nan) for name in SCALARS}
-    for name in ("b_simple_at_best", "b_simple_window", "diverged_at_step"):
-        data[name] = np.full(shape, np.nan)
+    data["diverged_at_step"] = np.full(shape, np.nan)
     data["best_is_last"] = np.zeros(shape, dtype=np.int8)
     data["stop_reason"] = np.full(shape, STOP_CODES[MISSING], dtype=np.int8)
     data["status"] = np.full(shape, STATUS_CODES[MISSING], dtype=np.int8)
@@ -151,13 +155,6 @@ def _stack_runs(results: dict, shape: tuple[int, ...]) -> tuple[dict[str, np.nda
         for name in STEP_SERIES:
             if name in run:
                 data[name][index][:steps] = run[name].values
-        if "b_simple" in run and np.isfinite(data["best_step"][index]):
-            at_best = run["b_simple"].where(run["step"] == data["best_step"][index], drop=True)
-            if at_best.size:
-                data["b_simple_at_best"][index] = float(at_best.values[0])
-            data["b_simple_window"][index] = window_b_simple(
-                run["b_simple"].values, run["step"].values, data["best_step"][index]
-            )
         if "train_sequences" in run.attrs:
             seen["n_sequences"].add(int(run.attrs["train_sequences"]))
         seen["commits"].add(str(run.attrs.get("provenance_git_commit", "unknown")))
@@ -172,16 +169,6 @@ def _variables(data: dict[str, np.ndarray], dims: tuple[str, ...]) -> dict:
         for name, values in data.items()
         if name in SCALARS
     }
-    variables["b_simple_at_best"] = (
-        dims,
-        data["b_simple_at_best"],
-        {"units": "sequences", "description": "B_simple at the evaluation of minimal val. ppl"},
-    )
-    variables["b_simple_window"] = (
-        dims,
-        data["b_simple_window"],
-        {"units": "sequences", "description": WINDOW_DESCRIPTION},
-    )
     variables["diverged_at_step"] = (
         dims,
         data["diverged_at_step"],
@@ -280,26 +267,6 @@ def _diverged_at_step(run: xr.Dataset) -> float:
     if str(run.attrs.get("status")) == DIVERGED:
         return float(run.sizes.get("train_step", 0))
     return float("nan")
-
-
-WINDOW_DESCRIPTION = (
-    "median B_simple over the run's evaluations after step 0 up to its best one: the noise "
-    "scale of the training that produced the minimum"
-)
-
-
-def window_b_simple(b_simple: np.ndarray, steps: np.ndarray, best_step: float) -> float:
-    """Median B_simple over the evaluations with 0 < step <= best_step (NaN if none is finite).
-
-    One window for every run, relative to its own trajectory, so that runs of different batch
-    sizes and learning rates are measured comparably (seed 000 App. B reads B_simple "at relevant
-    epochs"; Fig. 4 shows it changing over training).
-    """
-    if not np.isfinite(best_step):
-        return float("nan")
-    inside = b_simple[(steps > 0) & (steps <= best_step)]
-    inside = inside[np.isfinite(inside)]
-    return float(np.median(inside)) if inside.size else float("nan")
 
 
 def aggregate_directory(experiment: Experiment, runs_dir: Path) -> xr.Dataset:

@@ -37,23 +37,27 @@ QUANTILES = (0.25, 0.5, 0.75)
 def predict_flips(aggregate: xr.Dataset) -> xr.Dataset:
     """Predicted flip batch sizes from the measured B_simple and the number of training sequences.
 
-    Which B_simple: for every completed run, the median of its B_simple over the evaluations after
-    step 0 up to its best one (``b_simple_window`` of the aggregate): the training that produced
-    the minimum, measured the same way for every batch size and learning rate. Seed 000 (App. B)
-    argues only the scale matters; it also varies with the batch size, so both are given:
+    Which B_simple: for every completed run, its estimate at its best evaluation
+    (``b_simple_at_best``), averaged over the same amount of data before it at every batch size
+    (``training.noise_scale_horizon``, noise_scale.py): each run is read at the same point of its
+    training (its minimum) over the same stretch of data. Seed 000 (App. B, Fig. 4) uses one
+    scale for all batch sizes, read at relevant epochs; so does the prediction:
 
-    * pooled: quartiles over all completed runs, the flip batch sizes where lambda (eq. 8) with
-      them crosses each threshold (``flip_batch_size``; the median is the prediction, the
-      quartiles its spread);
-    * per batch size: quartiles over that batch size's runs (``b_simple_by_batch``) and lambda
-      with them at the realised batch size N/m (``noise_ratio_own``, m batches per epoch), and
-      the batch size where that lambda crosses each threshold, interpolated in log b
-      (``flip_batch_size_own``; NaN if it does not cross inside the grid).
+    * pooled (the prediction): quartiles over all completed runs, lambda (eq. 8) with the median
+      at every batch size (``noise_ratio``) and the flip batch sizes where lambda crosses each
+      threshold (``flip_batch_size``; the quartiles give its spread);
+    * per batch size (a diagnostic): quartiles over that batch size's runs
+      (``b_simple_by_batch``), lambda with them at the realised batch size N/m
+      (``noise_ratio_own``, m batches per epoch), and the batch size where that lambda crosses
+      each threshold, interpolated in log b (``flip_batch_size_own``; NaN if none in the grid);
+    * the check: where runs measured B_simple exactly from all N per-sequence gradients at their
+      best weights (``b_simple_exact``), its quartiles per batch size and pooled, and the
+      quartiles of the ratio estimate / exact (``estimate_over_exact``).
     """
     if "n_train_sequences" not in aggregate.attrs:
         raise ValueError("the aggregate has no n_train_sequences attribute")
     n_samples = int(aggregate.attrs["n_train_sequences"])
-    source = "b_simple_window" if "b_simple_window" in aggregate else "b_simple_at_best"
+    source = "b_simple_at_best"
     measured = aggregate[source].where(aggregate["status"] == 0)
     values = measured.values[np.isfinite(measured.values)]
     if values.size == 0:
@@ -75,7 +79,10 @@ def predict_flips(aggregate: xr.Dataset) -> xr.Dataset:
     by_batch = by_batch.transpose("batch_size", "quantile").values
     own = noise_ratio(n_samples, realised[:, None], by_batch)
     own[realised >= n_samples] = 0.0  # full batch: no mini-batch noise, whatever B_simple is
+    pooled = noise_ratio(n_samples, realised, quantiles[1])
+    pooled[realised >= n_samples] = 0.0
     own_flips = np.array([crossing(realised, own[:, 1], t) for t in thresholds])
+    exact = _exact_check(aggregate, measured, others)
     result = xr.Dataset(
         {
             "b_simple": (
@@ -99,8 +106,11 @@ def predict_flips(aggregate: xr.Dataset) -> xr.Dataset:
             ),
             "noise_ratio": (
                 "batch_size",
-                noise_ratio(n_samples, realised, quantiles[1]),
-                {"description": "lambda (eq. 8) at N/m with the pooled median B_simple"},
+                pooled,
+                {
+                    "description": "lambda (eq. 8) at N/m with the pooled median B_simple: the one "
+                    "scale the predictions use"
+                },
             ),
             "noise_ratio_own": (
                 ("batch_size", "quantile"),
@@ -124,6 +134,7 @@ def predict_flips(aggregate: xr.Dataset) -> xr.Dataset:
             "mean_batch_size": ("batch_size", realised),
         },
     )
+    result = result.merge(exact)
     result["threshold"].attrs["description"] = (
         "lambda threshold: 1 for beta1 (Lemma 3.6), 0.5 for beta2 (Lemma 3.4)"
     )
@@ -132,10 +143,36 @@ def predict_flips(aggregate: xr.Dataset) -> xr.Dataset:
         n_train_sequences=n_samples,
         n_runs_used=int(values.size),
         b_simple_runs="every completed run of the experiment",
-        b_simple_window=aggregate[source].attrs.get("description", source),
+        b_simple_source=aggregate[source].attrs.get("description", source),
     )
     result.attrs.update(provenance.as_attrs(provenance.collect()))
     return result
+
+
+def _exact_check(aggregate: xr.Dataset, measured: xr.DataArray, others: list[str]) -> xr.Dataset:
+    """Quartiles of the exact B_simple and of estimate / exact, pooled and per batch size (all
+    NaN where no run measured it)."""
+    exact = aggregate["b_simple_exact"] if "b_simple_exact" in aggregate else measured * np.nan
+    exact = exact.where(aggregate["status"] == 0)
+    ratio = measured / exact
+    out = {}
+    for name, values, text in (
+        ("b_simple_exact", exact, "B_simple from all N per-sequence gradients at the best weights"),
+        ("estimate_over_exact", ratio, "ratio of the B_simple estimate (b_simple_at_best) to it"),
+    ):
+        finite = values.values[np.isfinite(values.values)]
+        pooled = np.quantile(finite, QUANTILES) if finite.size else np.full(len(QUANTILES), np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            by_batch = values.quantile(list(QUANTILES), dim=others, skipna=True)
+        out[name] = ("quantile", pooled, {"description": f"{text}: quartiles over all runs"})
+        out[f"{name}_by_batch"] = (
+            ("batch_size", "quantile"),
+            by_batch.transpose("batch_size", "quantile").values,
+            {"description": f"{text}: quartiles over that batch size's runs"},
+        )
+        out[f"n_{name}"] = ((), int(finite.size), {"description": "runs with a finite value"})
+    return xr.Dataset(out)
 
 
 def crossing(batch_sizes: np.ndarray, ratios: np.ndarray, threshold: float) -> float:

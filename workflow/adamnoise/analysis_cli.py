@@ -81,7 +81,7 @@ def _optima(args: argparse.Namespace) -> int:
         print(f"adamnoise: {args.aggregate} has no {args.axis} axis (tied betas?)", file=sys.stderr)
         return 1
     reason = theory_applies(config, args.axis)
-    lam = flips["noise_ratio_own"].sel(quantile=0.5, drop=True) if reason is None else None
+    lam = flips["noise_ratio"] if reason is None else None
     optima = sweep_optima(aggregate, args.axis, noise_ratio=lam, n_resamples=args.resamples)
     optima.attrs.update(
         experiment=aggregate.attrs.get("experiment", ""),

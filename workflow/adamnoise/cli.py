@@ -21,6 +21,7 @@ CONCERNS = (
     "adamnoise.toy.cli",
     "adamnoise.report_index",
     "adamnoise.verify",
+    "adamnoise.check_stopping",
 )
 
 

@@ -25,10 +25,25 @@ For every (batch size, learning rate) of a sweep along ``axis`` (``beta2`` or ``
 * **Delta (Table 1).** ``delta_pct`` = (ppl(default) - ppl(best)) / ppl(default) * 100 with the
   default beta (0.999 for beta2, 0.9 for beta1) as the baseline, as seed 000 Table 1 defines the
   relative improvement over the default.
+  Picking the argmin of noisy seed means biases ``delta_pct`` upwards (the best of K noisy means
+  is low by chance); ``delta_cv_pct`` removes that bias with held-out seeds: for each seed, the
+  best beta is chosen on the other seeds and its improvement over the default is measured on the
+  held-out one, then averaged (leave one seed out; NaN below two seeds).
+* **Noise beside the effect.** ``eval_se`` is the evaluation noise of a minimum (the median over
+  seeds of ``min_val_ppl_se``: the standard error over the validation sequences),
+  ``std_min_val_ppl`` the seed spread, ``effect`` the range of the seed means over the swept
+  values: a beta effect is only visible where it is larger than both.
+* **Test perplexity at the validation-chosen step.** The minimum over evaluations of a noisy
+  curve is biased low; the test perplexity of the weights at that evaluation is not (the test
+  split played no part in choosing them). ``mean_test_ppl``, ``best_{axis}_test`` and
+  ``delta_test_pct`` are the same statistics on it.
 * **Flags.** Among completed runs, ``n_best_is_last`` counts those whose best evaluation was their
-  last one (possibly stopped before their minimum) and ``n_capped`` those that reached their
-  budget instead of passing their minimum by the stopping rule; ``best_flagged`` marks a best beta
-  that includes a run of either kind.
+  last one (possibly stopped before their minimum) and ``n_late_best`` those that reached their
+  budget with their best evaluation in its last ``LATE_FRACTION`` (a minimum that more training
+  may still lower: ``adamnoise check-stopping`` tells); ``best_flagged`` marks a best beta that
+  includes a run of either kind.
+* **Verdicts need seeds.** With fewer than ``MIN_SEEDS_FOR_VERDICT`` seeds the t-interval has one
+  degree of freedom (+-12.7 standard errors) and no verdict is given ("too few seeds").
 """
 
 from __future__ import annotations
@@ -41,18 +56,22 @@ import xarray as xr
 from adamnoise.status import STOP_CAP, STOP_CODES
 
 STOP_CAP_CODE = STOP_CODES[STOP_CAP]  # a run that reached its budget
+# a capped run whose best evaluation lies in this last fraction of its steps may not have passed
+# its minimum
+LATE_FRACTION = 0.1
+MIN_SEEDS_FOR_VERDICT = 3
 
 # the "default" value of each beta, the baseline of Table 1's Delta
 DEFAULT_BETA = {"beta2": 0.999, "beta1": 0.9}
 # the beta that the other sweep holds fixed, where seed 000's lemmas apply
 THEORY_FIXED = {"beta2": ("beta1", (0.9, 0.99)), "beta1": ("beta2", (0.999,))}
 CONFIDENCE = 0.95
-VERDICTS = ("agrees", "contradicts", "inconclusive", "no prediction")
+VERDICTS = ("agrees", "contradicts", "inconclusive", "no prediction", "too few seeds")
 
 
-def candidate_ppl(aggregate: xr.Dataset) -> xr.DataArray:
-    """Minimal validation perplexity per run: completed as is, diverged +inf, missing NaN."""
-    ppl = aggregate["min_val_ppl"].where(aggregate["status"] == 0)
+def candidate_ppl(aggregate: xr.Dataset, statistic: str = "min_val_ppl") -> xr.DataArray:
+    """A run's perplexity statistic: completed as is, diverged +inf, missing NaN."""
+    ppl = aggregate[statistic].where(aggregate["status"] == 0)
     return ppl.where(aggregate["status"] != 1, np.inf)
 
 
@@ -113,6 +132,7 @@ def sweep_optima(
     n_seeds = values.shape[-1]
 
     mean = _seed_means(values)
+    delta_cv = _held_out_delta(values, _matching_index(betas, DEFAULT_BETA[axis]))
     completed = np.isfinite(values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # cells with fewer than two seeds: NaN
@@ -154,10 +174,12 @@ def sweep_optima(
             np.isfinite(default_ppl), (default_ppl - best_ppl) / default_ppl * 100, np.nan
         )
 
-    last, capped = (flags.transpose(*cells, axis, "seed").values for flags in run_flags(aggregate))
+    last, late = (flags.transpose(*cells, axis, "seed").values for flags in run_flags(aggregate))
     n_last = last.sum(axis=(-2, -1)).astype(int)
-    n_capped = capped.sum(axis=(-2, -1)).astype(int)
-    flagged_runs = ((last + capped) > 0).sum(-1)
+    n_late = late.sum(axis=(-2, -1)).astype(int)
+    flagged_runs = ((last + late) > 0).sum(-1)
+    noise = _cell_noise(aggregate, cells, axis, mean)
+    test = _test_statistics(aggregate, cells, axis, betas)
     best_flagged = np.take_along_axis(flagged_runs, take, -1)[..., 0] > 0
     best_flagged &= has_best
 
@@ -201,8 +223,23 @@ def sweep_optima(
             "delta_pct": (
                 cell_dims,
                 delta,
-                {"units": "%", "description": "(ppl(default) - ppl(best)) / ppl(default)"},
+                {
+                    "units": "%",
+                    "description": "(ppl(default) - ppl(best)) / ppl(default); biased upwards by "
+                    "picking the best of noisy means (delta_cv_pct is not)",
+                },
             ),
+            "delta_cv_pct": (
+                cell_dims,
+                delta_cv,
+                {
+                    "units": "%",
+                    "description": "Delta with the best chosen on the other seeds and measured on "
+                    "the held-out one, averaged over seeds",
+                },
+            ),
+            **noise,
+            **test,
             "slope": (
                 cell_dims,
                 slope,
@@ -215,7 +252,11 @@ def sweep_optima(
             ),
             "slope_high": (cell_dims, slope_high, {"description": "upper end"}),
             "n_best_is_last": (cell_dims, n_last),
-            "n_capped": (cell_dims, n_capped, {"description": "completed runs that hit the cap"}),
+            "n_late_best": (
+                cell_dims,
+                n_late,
+                {"description": "capped runs with their best in the last LATE_FRACTION of steps"},
+            ),
             "best_flagged": (cell_dims, best_flagged.astype(np.int8)),
         },
         coords={**coords, axis: betas},
@@ -226,6 +267,7 @@ def sweep_optima(
             "n_seeds": n_seeds,
             "n_resamples": n_resamples,
             "confidence": CONFIDENCE,
+            "late_fraction": LATE_FRACTION,
             "slope_betas": " ".join(f"{b:g}" for b in betas[top]),
         },
     )
@@ -248,7 +290,11 @@ def sweep_optima(
         {"description": "seeds whose own slope has the predicted sign"},
     )
     result["slope_verdict"] = xr.apply_ufunc(
-        slope_verdict, predicted, result["slope_low"], result["slope_high"], vectorize=True
+        lambda p, lo, hi: slope_verdict(p, lo, hi, n_seeds),
+        predicted,
+        result["slope_low"],
+        result["slope_high"],
+        vectorize=True,
     ).assign_attrs(description="measured sign vs predicted: " + ", ".join(VERDICTS))
     return result
 
@@ -270,13 +316,100 @@ def _winner_spread(
 
 
 def run_flags(aggregate: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray]:
-    """Completed runs whose best evaluation was their last, and those that hit their cap (0/1)."""
+    """Completed runs whose best evaluation was their last, and those that hit their cap with
+    their best evaluation in its last ``LATE_FRACTION`` of steps (0/1)."""
     completed = aggregate["status"] == 0
     last = aggregate["best_is_last"].where(completed, 0)
-    capped = xr.zeros_like(last)
-    if "stop_reason" in aggregate:
-        capped = ((aggregate["stop_reason"] == STOP_CAP_CODE) & completed).astype(last.dtype)
-    return last, capped
+    late = xr.zeros_like(last)
+    if "stop_reason" in aggregate and "eval_step" in aggregate:
+        steps = aggregate["eval_step"].max("eval")
+        near_end = aggregate["best_step"] >= (1 - LATE_FRACTION) * steps
+        capped = aggregate["stop_reason"] == STOP_CAP_CODE
+        late = (capped & near_end & completed).astype(last.dtype)
+    return last, late
+
+
+def _held_out_delta(values: np.ndarray, default_index: int | None) -> np.ndarray:
+    """Leave-one-seed-out Delta (%): the best beta chosen on the other seeds, measured on the
+    held-out seed against the default there; mean over held-out seeds. ``values`` [..., K, S]."""
+    n_seeds = values.shape[-1]
+    if default_index is None or n_seeds < 2:
+        return np.full(values.shape[:-2], np.nan)
+    deltas = []
+    for held in range(n_seeds):
+        others = np.delete(values, held, axis=-1)
+        chosen = _argmin_candidates(_seed_means(others))  # [...]
+        own = values[..., held]  # [..., K]
+        picked = np.take_along_axis(own, np.maximum(chosen, 0)[..., None], -1)[..., 0]
+        default = own[..., default_index]
+        with np.errstate(invalid="ignore"):
+            delta = (default - picked) / default * 100
+        deltas.append(np.where((chosen >= 0) & np.isfinite(delta), delta, np.nan))
+    stacked = np.stack(deltas, axis=-1)
+    return np.where(np.isnan(stacked).any(axis=-1), np.nan, stacked.mean(axis=-1))
+
+
+def _cell_noise(aggregate: xr.Dataset, cells: list[str], axis: str, mean: np.ndarray) -> dict:
+    """Evaluation noise per (cell, beta) and the effect of beta per cell (module docstring)."""
+    dims = (*cells, axis)
+    if "min_val_ppl_se" in aggregate:
+        se = aggregate["min_val_ppl_se"].where(aggregate["status"] == 0)
+        eval_se = se.median("seed", skipna=True).transpose(*dims).values
+    else:
+        eval_se = np.full(mean.shape, np.nan)
+    finite = np.where(np.isfinite(mean), mean, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a cell without candidates
+        effect = np.nanmax(finite, axis=-1) - np.nanmin(finite, axis=-1)
+    return {
+        "eval_se": (
+            dims,
+            eval_se,
+            {"description": "evaluation noise of the minimum: median over seeds of min_val_ppl_se"},
+        ),
+        "effect": (
+            tuple(cells),
+            effect,
+            {"description": "range of the seed means over the swept values (completed only)"},
+        ),
+    }
+
+
+def _test_statistics(aggregate: xr.Dataset, cells: list[str], axis: str, betas) -> dict:
+    """Seed means of the test perplexity at the validation-chosen step, its best beta and Delta."""
+    dims = (*cells, axis)
+    if "test_ppl" not in aggregate:
+        return {}
+    values = candidate_ppl(aggregate, "test_ppl").transpose(*dims, "seed").values
+    mean = _seed_means(values)
+    best = _argmin_candidates(mean)
+    best_beta = np.where(best >= 0, betas[np.maximum(best, 0)], np.nan)
+    default_index = _matching_index(betas, DEFAULT_BETA[axis])
+    if default_index is None:
+        delta = np.full(best.shape, np.nan)
+    else:
+        best_mean = np.take_along_axis(mean, np.maximum(best, 0)[..., None], -1)[..., 0]
+        default = mean[..., default_index]
+        with np.errstate(invalid="ignore"):
+            delta = np.where(best >= 0, (default - best_mean) / default * 100, np.nan)
+    return {
+        "mean_test_ppl": (dims, mean, {"description": "seed mean of test_ppl"}),
+        f"best_{axis}_test": (
+            tuple(cells),
+            best_beta,
+            {"description": "argmin of the seed mean test ppl at the validation-chosen step"},
+        ),
+        "delta_test_pct": (
+            tuple(cells),
+            delta,
+            {"units": "%", "description": "Delta of the test perplexity (best vs default)"},
+        ),
+        "delta_test_cv_pct": (
+            tuple(cells),
+            _held_out_delta(values, default_index),
+            {"units": "%", "description": "held-out-seed Delta of the test perplexity"},
+        ),
+    }
 
 
 def _t_interval(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -331,10 +464,13 @@ def predicted_slope_sign(
     return xr.apply_ufunc(np.vectorize(sign, otypes=[np.int8]), noise_ratio)
 
 
-def slope_verdict(predicted: int, low: float, high: float) -> str:
-    """'agrees' / 'contradicts' when the interval excludes 0, else 'inconclusive'."""
+def slope_verdict(predicted: int, low: float, high: float, n_seeds: int) -> str:
+    """'agrees' / 'contradicts' when the interval excludes 0, else 'inconclusive'; no verdict
+    from fewer than ``MIN_SEEDS_FOR_VERDICT`` seeds."""
     if predicted == 0:
         return "no prediction"
+    if n_seeds < MIN_SEEDS_FOR_VERDICT:
+        return "too few seeds"
     if not (np.isfinite(low) and np.isfinite(high)) or low <= 0 <= high:
         return "inconclusive"
     measured = 1 if low > 0 else -1
@@ -374,6 +510,11 @@ def table1(optima: xr.Dataset, published: dict | None = None) -> pd.DataFrame:  
         "p_best",
         "best_min_val_ppl",
         "delta_pct",
+        "delta_cv_pct",
+        "effect",
+        f"best_{axis}_test",
+        "delta_test_pct",
+        "delta_test_cv_pct",
         "slope",
         "slope_low",
         "slope_high",
@@ -382,9 +523,10 @@ def table1(optima: xr.Dataset, published: dict | None = None) -> pd.DataFrame:  
         "seed_winners",
         "seeds_agreeing",
         "n_best_is_last",
-        "n_capped",
+        "n_late_best",
         "best_flagged",
     ]
+    names = [name for name in names if name in optima]
     frame = optima[names].to_dataframe().reset_index()
     frame = frame.drop(columns=[c for c in frame.columns if c.startswith("beta") and c != axis])
     from adamnoise.published import round_lr

@@ -8,7 +8,7 @@ import numpy as np
 import seaborn as sns
 import xarray as xr
 
-from adamnoise.optima import run_flags
+from adamnoise.optima import LATE_FRACTION, run_flags
 
 # which lambda threshold predicts the flip of which beta (seed 000 Lemmas 3.4 and 3.6)
 FLIP_THRESHOLD = {"beta2": 0.5, "beta1": 1.0}
@@ -54,10 +54,12 @@ def beta_sweep(
     """Seed 000 Fig. 2/3: minimal validation perplexity against beta, one line per batch size.
 
     Top row, one panel per learning rate: the seed mean of the minimal validation perplexity
-    against ``axis`` with +-1 standard deviation over seeds as error bars and every seed as a
-    dot; the best value of each batch size is circled; runs whose best evaluation was their last
-    (possibly stopped before their minimum) are crossed in red. Bottom row: the best value against
-    the realised batch size N/m with the range of the winner over seed resamples, and, where the
+    against ``axis`` with +-1 standard deviation over seeds as error bars, every seed as a dot
+    and +-1 evaluation standard error (``eval_se``) as a shaded band, so that the beta effect
+    can be read against both noises; the best value of each batch size is circled; runs whose
+    best evaluation was their last (possibly stopped before their minimum) are crossed in red. Bottom row: the best value against
+    the realised batch size N/m with the range of the winner over seed resamples (and the best
+    by the test perplexity at the validation-chosen step, grey diamonds), and, where the
     theory applies (``theory_reason`` is None), the predicted flip: lambda = threshold with the
     pooled median B_simple (dashed; band: its quartiles) and with each batch size's own B_simple
     (dotted).
@@ -83,8 +85,8 @@ def beta_sweep(
         2, len(lrs), figsize=(max(7, 4.8 * len(lrs)), 8), squeeze=False, constrained_layout=True
     )
     values = aggregate[axis].values
-    last_runs, capped_runs = (flags.isel(fixed) for flags in run_flags(aggregate))
-    n_flagged, n_capped = int(last_runs.sum()), int(capped_runs.sum())
+    last_runs, late_runs = (flags.isel(fixed) for flags in run_flags(aggregate))
+    n_flagged, n_late = int(last_runs.sum()), int(late_runs.sum())
     for column, lr in enumerate(lrs):
         ax = axes[0, column]
         for b in batch_sizes:
@@ -99,6 +101,9 @@ def beta_sweep(
                 values, curve, yerr=std_ppl.sel(lr=lr, batch_size=b).fillna(0), fmt="o-",
                 color=colour, ms=3, capsize=2, label=label,
             )  # fmt: skip
+            if "eval_se" in optima:
+                se = optima["eval_se"].isel(others).sel(lr=lr, batch_size=b).fillna(0)
+                ax.fill_between(values, curve - se, curve + se, color=colour, alpha=0.2, lw=0)
             runs = ppl.sel(lr=lr, batch_size=b).transpose(axis, "seed")
             for seed in runs["seed"].values:
                 ax.plot(values, runs.sel(seed=seed), ".", color=colour, alpha=0.35, ms=4)
@@ -116,7 +121,7 @@ def beta_sweep(
         _plain_log_labels(ax.yaxis)
         ax.set_title(f"lr = {lr:g}")
         ax.set_xlabel(GREEK[axis])
-        ax.set_ylabel("min. validation perplexity (mean ± s.d. over seeds)")
+        ax.set_ylabel("min. val. perplexity (mean ± s.d. over seeds; band: ± eval. s.e.)")
 
         ax = axes[1, column]
         cells = best.sel(lr=lr)
@@ -127,6 +132,11 @@ def beta_sweep(
             fmt="s-", color="k", capsize=3,
             label=f"empirical best {GREEK[axis]} (range over seed resamples)",
         )  # fmt: skip
+        if f"best_{axis}_test" in cells:
+            ax.plot(
+                realised, cells[f"best_{axis}_test"].values, "D", color="0.5", ms=6, mfc="none",
+                label=f"best {GREEK[axis]} by test ppl at the validation-chosen step",
+            )  # fmt: skip
         flagged = cells["best_flagged"].values == 1
         if flagged.any():
             ax.plot(realised[flagged], centre[flagged], "x", color="tab:red", ms=10, mew=2,
@@ -153,10 +163,10 @@ def beta_sweep(
     else:
         title += f"; no flip prediction ({theory_reason})"
     title += f" (N = {flips.attrs['n_train_sequences']})"
-    if n_flagged or n_capped:
+    if n_flagged or n_late:
         title += (
             f"\n{n_flagged} run(s) had their best evaluation last (red ×), "
-            f"{n_capped} reached their budget before the stopping rule"
+            f"{n_late} their best in the last {LATE_FRACTION:.0%} of their budget"
         )
     fig.suptitle(title)
     return fig

@@ -7,9 +7,12 @@ ran: the rule's beta is mapped to the nearest swept value in log(1 - beta) (``gr
 
 * **Regret** = seed-mean min. val. perplexity at the rule's grid beta minus the seed-mean at the
   empirical best (``adamnoise.optima``'s best: all seeds completed, smallest mean). It is >= 0 by
-  construction and 0 when the rule picks the empirical best. A rule whose beta diverged on some
-  seed has infinite regret; a missing run anywhere in the cell makes every regret there NaN (the
-  missing value could be the best).
+  construction and 0 when the rule picks the empirical best; it is biased upwards, since the
+  empirical best is the smallest of several noisy seed means (with no true effect at all every
+  rule but the one that happens to pick the argmin has a positive regret): read it against
+  ``optima``'s ``eval_se``, ``std_min_val_ppl`` and ``delta_cv_pct``. A rule whose beta diverged
+  on some seed has infinite regret; a missing run anywhere in the cell makes every regret there
+  NaN (the missing value could be the best).
 * **Seed uncertainty.** Seeds are resampled with replacement (paired: the same resample for every
   beta, as in ``optima``); in each resample the best is chosen anew, so the interval includes the
   uncertainty of the argmin itself. ``regret_low`` / ``regret_high`` are the 2.5 % / 97.5 %
@@ -25,8 +28,9 @@ ran: the rule's beta is mapped to the nearest swept value in log(1 - beta) (``gr
   square-root SDE rule also scales lr (by sqrt(b/b0)) and eps (by 1/sqrt(b/b0)), and the
   half-life rule's authors tune lr per batch size; with one lr per cell only their beta part is
   tested. With several lrs, each (batch size, lr) is its own cell.
-* **lambda.** The seed 000 rule uses lambda per batch size with that batch size's median B_simple
-  (``predict_flips``'s ``noise_ratio_own``; 0 at full batch).
+* **lambda.** The seed 000 rule uses lambda at each realised batch size with one B_simple scale
+  for all batch sizes, the pooled median of the runs' estimates at their best evaluations
+  (``predict_flips``'s ``noise_ratio``; 0 at full batch), as seed 000 does.
 """
 
 from __future__ import annotations
@@ -211,11 +215,8 @@ def competing_predictions(
 
 
 def _noise_ratio(flips: xr.Dataset, batch_sizes: np.ndarray) -> np.ndarray:
-    """lambda per batch size from ``predict_flips`` (median of that batch size's B_simple)."""
-    own = flips["noise_ratio_own"]
-    if "quantile" in own.dims:
-        own = own.sel(quantile=0.5)
-    return own.sel(batch_size=batch_sizes).values.astype(float)
+    """lambda per batch size from ``predict_flips`` (one B_simple scale: the pooled median)."""
+    return flips["noise_ratio"].sel(batch_size=batch_sizes).values.astype(float)
 
 
 def _anchor(best_index: np.ndarray, row: np.ndarray, betas: np.ndarray) -> np.ndarray:

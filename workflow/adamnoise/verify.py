@@ -91,7 +91,7 @@ def compare_results(stored, rerun, exact: bool, rtol: float = GPU_RTOL, atol: fl
     return differences
 
 
-def _resolved_config(
+def resolved_config(
     run_dir: Path, results_dir: Path, workdir: Path, device: str | None = None
 ) -> Path:
     """The run's config with its corpus path made absolute: the path is relative to the
@@ -164,7 +164,7 @@ def verify_run(run_dir: Path, results_dir: Path, device: str | None = None) -> V
         for index, member in enumerate(members):
             workdir = Path(tmp) / str(index)
             workdir.mkdir()
-            configs.append(load_run_config(_resolved_config(member, results_dir, workdir, device)))
+            configs.append(load_run_config(resolved_config(member, results_dir, workdir, device)))
             outs.append(workdir / "result.nc")
         if len(members) == 1:
             from adamnoise.training.trainer import train

@@ -64,7 +64,7 @@ class SequenceCut:
         # leftover predicted positions after the last full sequence (scored in evaluation only)
         self.tail_len = usable - self.num_sequences * seq_len
         # window offsets relative to a sequence start: context + inputs + one extra target token
-        self._window = torch.arange(-context_len, seq_len + 1)
+        self._window = torch.arange(-context_len, seq_len + 1, device=self.stream.device)
 
     def start(self, index: torch.Tensor) -> torch.Tensor:
         return self.context_len + index * self.seq_len
@@ -78,7 +78,7 @@ class SequenceCut:
         """All full sequences in stream order, then the shorter leftover sequence (if any)."""
         for first in range(0, self.num_sequences, batch_size):
             stop = min(first + batch_size, self.num_sequences)
-            yield self.batch(torch.arange(first, stop))
+            yield self.batch(torch.arange(first, stop, device=self.stream.device))
         if self.tail_len:
             begin = self.context_len + self.num_sequences * self.seq_len
             window = self.stream[begin - self.context_len : begin + self.tail_len + 1]

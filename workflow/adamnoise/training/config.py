@@ -46,13 +46,18 @@ class TrainingConfig:
     max_steps: int | None = None  # optional cap on optimiser steps
     eval_every: float = 1.0  # epochs between evaluations
     # stop once this many evaluations in a row have not improved on the minimal validation loss
-    # (the run has passed its minimum); None trains to the cap
+    # (the run has passed its minimum); None (the default, seed 000's protocol) trains to the cap.
+    # A saving that needs evidence: `adamnoise check-stopping` (docs/protocol.md)
     patience: int | None = None
     # ... and once the steps since the best evaluation are at least this fraction of its step, so
     # that a full-batch run (one evaluation per step) is not stopped by a spike of a few steps
     patience_fraction: float = 0.0
     eval_batch_size: int = 64
-    test_at_best: bool = False
+    # test perplexity at the weights of the best validation evaluation: free of the bias of a
+    # minimum over noisy evaluations
+    test_at_best: bool = True
+    # B_simple from all N per-sequence gradients at the best weights (N passes; small N only)
+    exact_noise_scale: bool = False
     checkpoint_every: int = 0  # optimiser steps between checkpoints; 0 disables
     divergence_loss: float = 30.0  # training loss above this (or NaN/inf) => status diverged
     # false: a diverged run trains on to its cap, recording every step (seed 004 Fig. 1 reads the
@@ -64,7 +69,9 @@ class TrainingConfig:
     tf32: bool = False
     compile: bool = False
     num_threads: int | None = None  # torch CPU threads; None = torch default
-    noise_scale_ema: float = 0.99  # EMA factor of the B_simple numerator and denominator
+    # memory of the B_simple averages in epochs of data (noise_scale.py): the same amount of
+    # training at every batch size
+    noise_scale_horizon: float = 1.0
     log_every: int = 0  # steps between plain log lines when stderr is not a terminal; 0 = auto
 
     @property
@@ -232,8 +239,11 @@ def _check_values(config: RunConfig) -> None:
         raise ConfigError("training.precision", f"must be one of {PRECISIONS}, got {t.precision!r}")
     if t.num_threads is not None and t.num_threads < 1:
         raise ConfigError("training.num_threads", f"must be >= 1 or null, got {t.num_threads}")
-    if not 0.0 <= t.noise_scale_ema < 1.0:
-        raise ConfigError("training.noise_scale_ema", f"must be in [0, 1), got {t.noise_scale_ema}")
+    if not (t.noise_scale_horizon > 0 and math.isfinite(t.noise_scale_horizon)):
+        raise ConfigError(
+            "training.noise_scale_horizon",
+            f"must be a positive number of epochs, got {t.noise_scale_horizon}",
+        )
     if t.log_every < 0:
         raise ConfigError("training.log_every", f"must be >= 0, got {t.log_every}")
 

@@ -68,6 +68,9 @@ from adamnoise.training.trainer import (
     RunOutcome,
     _blame,
     evaluate,
+    keeps_best_weights,
+    measure_at_best,
+    noise_scale_for,
     passed_minimum,
     record_evaluation,
     result_attrs,
@@ -264,7 +267,8 @@ class PackedTrainer:
                 )
             except ValueError as exc:
                 raise ConfigError("training.batch_size", str(exc)) from exc
-            self.members.append(Member(config, out, sampler, NoiseScaleEMA(t.noise_scale_ema)))
+            noise = noise_scale_for(config.training, self.train_cut.num_sequences)
+            self.members.append(Member(config, out, sampler, noise))
         self.steps_per_epoch = self.members[0].sampler.batches_per_epoch
         self.total_steps = total_steps_of(t.epochs, self.steps_per_epoch, t.max_steps)
         self.eval_interval = max(1, round(t.eval_every * self.steps_per_epoch))
@@ -332,29 +336,33 @@ class PackedTrainer:
     def member_params(self, index: int) -> dict[str, torch.Tensor]:
         return {n: p[index] for n, p in zip(self.param_names, self.params, strict=True)}
 
-    def _evaluate_member(self, index: int, cut: SequenceCut, weights=None) -> float:
-        weights = self.member_params(index) if weights is None else weights
+    def _member_loss(self, index: int, weights: dict[str, torch.Tensor]):
+        """Per-token losses of member ``index`` with the given weights (one model, functional)."""
         buffers = {name: b[index] for name, b in self.buffers.items()}
 
         def loss_of(inputs, targets):
             return torch.func.functional_call(self.model, (weights, buffers), (inputs, targets))
 
+        return loss_of
+
+    def _evaluate_member(self, index: int, cut: SequenceCut) -> tuple[float, float]:
+        loss_of = self._member_loss(index, self.member_params(index))
         return evaluate(
             self.model, loss_of, cut, self.configs[0].training.eval_batch_size, self.autocast
         )
 
     def _evaluate_and_record(self, index: int, progress: Progress) -> None:
         member = self.members[index]
-        val_loss = self._evaluate_member(index, self.valid_cut)
+        val = self._evaluate_member(index, self.valid_cut)
         improved = record_evaluation(
-            member.history, self.step, self.steps_per_epoch, val_loss, member.noise
+            member.history, self.step, self.steps_per_epoch, val, member.noise
         )
-        if improved and member.config.training.test_at_best:
+        if improved and keeps_best_weights(member.config.training):
             member.best_state = {
                 name: value.detach().to("cpu", copy=True)
                 for name, value in self.member_params(index).items()
             }
-        progress.evaluation(self.step, perplexity(val_loss))
+        progress.evaluation(self.step, perplexity(val[0]))
 
     # ----------------------------------------------------------------------------------------
     # the loop
@@ -503,10 +511,15 @@ class PackedTrainer:
                         member.history.wall_time_s = before + now
                     self.save_checkpoint()
             for i, member in enumerate(self.members):
-                if member.config.training.test_at_best and member.best_state is not None:
-                    weights = {n: w.to(self.device) for n, w in member.best_state.items()}
-                    test_loss = self._evaluate_member(i, self.test_cut, weights)
-                    member.history.test_ppl = perplexity(test_loss)
+                if member.best_state is not None:
+                    weights = {
+                        n: w.to(self.device).requires_grad_() for n, w in member.best_state.items()
+                    }
+                    measure_at_best(
+                        member.history, member.config.training, self.model,
+                        self._member_loss(i, weights), list(weights.values()),
+                        (self.train_cut, self.test_cut), self.autocast,
+                    )  # fmt: skip
         finally:
             progress.close()
         now = time.perf_counter() - started

@@ -11,6 +11,10 @@ import numpy as np
 # name -> (units, description) of every variable in the result file
 EVAL_VARIABLES = {
     "val_loss": ("nats/token", "token-weighted cross-entropy on the validation split"),
+    "val_loss_se": (
+        "nats/token",
+        "standard error of val_loss over the validation sequences (evaluation noise)",
+    ),
     "val_ppl": ("1", "validation perplexity, exp(val_loss)"),
     "train_loss": (
         "nats/token",
@@ -18,7 +22,8 @@ EVAL_VARIABLES = {
     ),
     "b_simple": (
         "sequences",
-        "simple gradient noise scale tr(Sigma)/|G|^2, ratio of the bias-corrected EMAs",
+        "simple gradient noise scale tr(Sigma)/|G|^2, ratio of the bias-corrected averages over "
+        "the last noise_scale_horizon epochs of data",
     ),
     "grad_noise_trace": (
         "(nats/token)^2",
@@ -45,6 +50,10 @@ STEP_VARIABLES = {
 }
 SUMMARY_VARIABLES = {
     "min_val_ppl": ("1", "minimum validation perplexity over the evaluations"),
+    "min_val_ppl_se": (
+        "1",
+        "evaluation noise of min_val_ppl: min_val_ppl times the standard error of its val_loss",
+    ),
     "best_epoch": ("epochs", "epoch of the evaluation with the minimum validation perplexity"),
     "best_step": (
         "steps",
@@ -52,7 +61,16 @@ SUMMARY_VARIABLES = {
     ),
     "test_ppl": (
         "1",
-        "test perplexity of the weights at the best evaluation (NaN if not measured)",
+        "test perplexity of the weights at the best validation evaluation (NaN if not measured)",
+    ),
+    "test_ppl_se": ("1", "evaluation noise of test_ppl (test_ppl times its loss' standard error)"),
+    "b_simple_at_best": (
+        "sequences",
+        "B_simple estimate at the best evaluation (averages over the horizon before it)",
+    ),
+    "b_simple_exact": (
+        "sequences",
+        "B_simple from all N per-sequence gradients at the best weights (NaN if not measured)",
     ),
     "wall_time_s": ("s", "wall-clock time of the run, all resumed parts together"),
     "tokens_per_s": (
@@ -78,7 +96,11 @@ class History:
     grad_norm: list[float] = field(default_factory=list)
     max_update: list[float] = field(default_factory=list)
     clip_fraction: list[float] = field(default_factory=list)
+    val_loss_se: list[float] = field(default_factory=list)
     test_ppl: float = math.nan
+    test_loss_se: float = math.nan
+    exact_grad_sq_norm: float = math.nan
+    exact_noise_trace: float = math.nan
     # the first step whose training loss was non-finite or above divergence_loss (None: none)
     diverged_at_step: int | None = None
     wall_time_s: float = 0.0
@@ -92,12 +114,15 @@ class History:
         self.max_update.append(max_update)
         self.clip_fraction.append(clip_fraction)
 
-    def record_eval(self, epoch, step, val_loss, b_simple, grad_noise_trace, grad_sq_norm) -> None:
+    def record_eval(
+        self, epoch, step, val_loss, val_loss_se, b_simple, grad_noise_trace, grad_sq_norm
+    ) -> None:
         previous_step = self.eval_step[-1] if self.eval_step else 0
         since = self.loss[previous_step:step]
         self.eval_epoch.append(epoch)
         self.eval_step.append(step)
         self.val_loss.append(val_loss)
+        self.val_loss_se.append(val_loss_se)
         self.train_loss.append(float(np.mean(since)) if since else math.nan)
         self.b_simple.append(b_simple)
         self.grad_noise_trace.append(grad_noise_trace)
@@ -135,8 +160,10 @@ def build_dataset(history: History, attrs: dict[str, str]):
 
     best = history.best_index
     val_loss = np.asarray(history.val_loss, dtype=np.float64)
+    min_ppl = perplexity(val_loss[best]) if best is not None else math.nan
     eval_series = {
         "val_loss": val_loss,
+        "val_loss_se": history.val_loss_se,
         "val_ppl": np.array([perplexity(v) for v in val_loss], dtype=np.float64),
         "train_loss": history.train_loss,
         "b_simple": history.b_simple,
@@ -145,10 +172,18 @@ def build_dataset(history: History, attrs: dict[str, str]):
     }
     step_series = {name: getattr(history, name) for name in STEP_VARIABLES}
     summaries = {
-        "min_val_ppl": perplexity(val_loss[best]) if best is not None else math.nan,
+        "min_val_ppl": min_ppl,
+        "min_val_ppl_se": min_ppl * history.val_loss_se[best] if best is not None else math.nan,
         "best_epoch": history.eval_epoch[best] if best is not None else math.nan,
         "best_step": history.eval_step[best] if best is not None else math.nan,
         "test_ppl": history.test_ppl,
+        "test_ppl_se": history.test_ppl * history.test_loss_se,
+        "b_simple_at_best": history.b_simple[best] if best is not None else math.nan,
+        "b_simple_exact": (
+            history.exact_noise_trace / history.exact_grad_sq_norm
+            if history.exact_grad_sq_norm > 0
+            else math.nan
+        ),
         "wall_time_s": history.wall_time_s,
         "tokens_per_s": (
             history.train_tokens / history.train_time_s if history.train_time_s > 0 else math.nan

@@ -55,6 +55,7 @@ from adamnoise.training.checkpoint import (
 )
 from adamnoise.training.config import ConfigError, RunConfig, config_differences
 from adamnoise.training.epochs import batch_bounds
+from adamnoise.training.exact_noise import exact_noise_scale
 from adamnoise.training.gradients import GradientAccumulator, UpdateTracker
 from adamnoise.training.noise_scale import NoiseScaleEMA
 from adamnoise.training.progress import Progress
@@ -99,19 +100,36 @@ def _blame(key: str, errors: tuple[type[Exception], ...]):
 
 
 @torch.no_grad()
-def evaluate(model, loss_of, cut: SequenceCut, batch_size: int, autocast) -> float:
-    """Token-weighted mean cross-entropy of a split (every scored token counts once)."""
+def evaluate(model, loss_of, cut: SequenceCut, batch_size: int, autocast) -> tuple[float, float]:
+    """Token-weighted mean cross-entropy of a split (every scored token counts once) and its
+    standard error over the split's sequences.
+
+    The standard error treats the sequences as the sampled units (their tokens are not
+    independent): with T_i scored tokens and mean loss x_i in sequence i, T = sum T_i and the mean
+    x = sum T_i x_i / T, se^2 = n/(n-1) sum (T_i/T)^2 (x_i - x)^2, which is s^2/n for sequences of
+    equal length. It is the evaluation noise of one number: how much the loss would move on
+    another validation sample of the same size.
+    """
     was_training = model.training
     model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=cut.stream.device)
-    tokens = 0
+    sums, counts = [], []
     for inputs, targets in cut.eval_batches(batch_size):
         with autocast():
             per_token = loss_of(inputs, targets)
-        total += per_token.double().sum()
-        tokens += targets.numel()
+        sums.append(per_token.double().sum(dim=-1))
+        counts.append(torch.full_like(sums[-1], targets.shape[-1]))
     model.train(was_training)
-    return (total / tokens).item() if tokens else math.nan
+    if not sums:
+        return math.nan, math.nan
+    seq_sums, seq_tokens = torch.cat(sums), torch.cat(counts)
+    n, tokens = seq_sums.numel(), seq_tokens.sum()
+    mean = seq_sums.sum() / tokens
+    weights = seq_tokens / tokens
+    variance = (
+        (weights.square() * (seq_sums / seq_tokens - mean).square()).sum() * n / max(n - 1, 1)
+    )
+    loss, se = torch.stack([mean, variance.sqrt()]).tolist()  # one synchronisation
+    return loss, (se if n > 1 else math.nan)
 
 
 def _clip_fraction(optimizer) -> float:
@@ -153,18 +171,49 @@ def sequence_cuts(corpus, data, model, device) -> tuple[SequenceCut, SequenceCut
     return train, valid, test
 
 
-def record_evaluation(history: History, step: int, steps_per_epoch: int, val_loss, noise) -> bool:
-    """Record an evaluation with the current B_simple estimates; True if it is a new best."""
+def record_evaluation(
+    history: History, step: int, steps_per_epoch: int, val: tuple[float, float], noise
+) -> bool:
+    """Record an evaluation (``val``: loss and its standard error) with the current B_simple
+    estimates; True if it is a new best."""
     previous_best = history.best_index
     history.record_eval(
         epoch=step / steps_per_epoch,
         step=step,
-        val_loss=val_loss,
+        val_loss=val[0],
+        val_loss_se=val[1],
         b_simple=noise.b_simple,
         grad_noise_trace=noise.noise_trace,
         grad_sq_norm=noise.grad_sq_norm,
     )
     return history.best_index != previous_best
+
+
+def noise_scale_for(t, num_sequences: int) -> NoiseScaleEMA:
+    """The B_simple averages of a run: a horizon of ``noise_scale_horizon`` epochs of data."""
+    return NoiseScaleEMA(t.noise_scale_horizon * num_sequences, n_population=num_sequences)
+
+
+def keeps_best_weights(t) -> bool:
+    """Whether a run copies its weights at every new best (for the measurements at the best)."""
+    return t.test_at_best or t.exact_noise_scale
+
+
+def measure_at_best(
+    history: History, t, model, loss_of, params, cuts: tuple[SequenceCut, SequenceCut], autocast
+) -> None:
+    """Test perplexity and the exact B_simple (on the (train, test) ``cuts``) at the weights of
+    the best evaluation, which ``loss_of`` and ``params`` must hold; ``model`` is the module whose
+    training flag ``evaluate`` switches (B_simple is measured in training mode, as in training)."""
+    train_cut, test_cut = cuts
+    if t.test_at_best:
+        test_loss, test_se = evaluate(model, loss_of, test_cut, t.eval_batch_size, autocast)
+        history.test_ppl = perplexity(test_loss)
+        history.test_loss_se = test_se
+    if t.exact_noise_scale:
+        exact = exact_noise_scale(loss_of, params, train_cut, autocast)
+        history.exact_grad_sq_norm = exact.grad_sq_norm
+        history.exact_noise_trace = exact.noise_trace
 
 
 def passed_minimum(history: History, t, step: int) -> bool:
@@ -229,7 +278,7 @@ class Trainer:
         self.loss_of = torch.compile(self.model) if t.compile else self.model
         self.accumulator = GradientAccumulator(params)
         self.update_tracker = UpdateTracker(params)
-        self.noise = NoiseScaleEMA(t.noise_scale_ema)
+        self.noise = noise_scale_for(t, self.train_cut.num_sequences)
         self.history = History()
         self.best_state: dict[str, torch.Tensor] | None = None
         self.step = 0
@@ -283,18 +332,16 @@ class Trainer:
     # the loop
 
     def _evaluate_and_record(self, progress: Progress) -> None:
-        val_loss = evaluate(
+        val = evaluate(
             self.model, self.loss_of, self.valid_cut, self.config.training.eval_batch_size,
             self.autocast,
         )  # fmt: skip
-        improved = record_evaluation(
-            self.history, self.step, self.steps_per_epoch, val_loss, self.noise
-        )
-        if improved and self.config.training.test_at_best:
+        improved = record_evaluation(self.history, self.step, self.steps_per_epoch, val, self.noise)
+        if improved and keeps_best_weights(self.config.training):
             self.best_state = {
                 k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
             }
-        progress.evaluation(self.step, perplexity(val_loss))
+        progress.evaluation(self.step, perplexity(val[0]))
 
     @property
     def passed_minimum(self) -> bool:
@@ -387,12 +434,13 @@ class Trainer:
                 ):
                     self.history.wall_time_s = wall_before + time.perf_counter() - started
                     self.save_checkpoint()
-            if t.test_at_best and self.best_state is not None:
+            if self.best_state is not None:
                 self.model.load_state_dict(self.best_state)
-                test_loss = evaluate(
-                    self.model, self.loss_of, self.test_cut, t.eval_batch_size, self.autocast
-                )
-                self.history.test_ppl = perplexity(test_loss)
+                params = [p for p in self.model.parameters() if p.requires_grad]
+                measure_at_best(
+                    self.history, t, self.model, self.model, params,
+                    (self.train_cut, self.test_cut), self.autocast,
+                )  # fmt: skip
         finally:
             progress.close()
         self.history.wall_time_s = wall_before + time.perf_counter() - started
