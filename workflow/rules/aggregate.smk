@@ -36,5 +36,5 @@ rule aggregate:
     params:
         runs_dir=f"{RESULTS}/{{experiment}}/runs",
     shell:
-        "adamnoise aggregate {input.config} {wildcards.experiment}"
-        " --runs-dir {params.runs_dir} --out {output} > {log} 2>&1"
+        "adamnoise aggregate {input.config:q} {wildcards.experiment:q}"
+        " --runs-dir {params.runs_dir:q} --out {output:q} > {log:q} 2>&1"

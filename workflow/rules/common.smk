@@ -127,7 +127,10 @@ def figure_inputs(wildcards):
 def papermill_parameters(wildcards, input):
     figure = fig.FIGURES[wildcards.figure]
     parameters = {name: input[name] for name in figure.inputs} | figure.parameters
-    return " ".join(f"-p {name} {value}" for name, value in parameters.items())
+    # a list of words, each quoted by `{params.papermill:q}`
+    return [
+        word for name, value in parameters.items() for word in ("-p", name, str(value))
+    ]
 
 
 def comparison_inputs(wildcards):
@@ -148,4 +151,4 @@ def comparison_parameters(wildcards, input):
     lines = [
         f"{name}: [{', '.join(repr(str(p)) for p in input[name])}]" for name in names
     ]
-    return " ".join(f'-y "{line}"' for line in lines)
+    return [word for line in lines for word in ("-y", line)]

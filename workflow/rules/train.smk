@@ -38,8 +38,8 @@ rule train:
         runtime=experiment_resource("runtime", 30),
     shell:
         # OMP_NUM_THREADS: torch would otherwise take every core in each of the parallel jobs
-        "OMP_NUM_THREADS={threads} adamnoise train {input.config} --out {output} --resume"
-        " > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} adamnoise train {input.config:q} --out {output:q} --resume"
+        " > {log:q} 2>&1"
 
 
 rule train_pack:
@@ -65,6 +65,6 @@ rule train_pack:
     params:
         results=lambda wildcards: pack_members(wildcards, "result.nc"),
     shell:
-        "OMP_NUM_THREADS={threads} adamnoise train-pack {input.configs} --out {params.results}"
-        " --resume > {log} 2>&1"
-        " && printf '%s\\n' {params.results} > {output}.part && mv {output}.part {output}"
+        "OMP_NUM_THREADS={threads} adamnoise train-pack {input.configs:q} --out {params.results:q}"
+        " --resume > {log:q} 2>&1"
+        " && printf '%s\\n' {params.results:q} > {output:q}.part && mv {output:q}.part {output:q}"
