@@ -99,7 +99,7 @@ def load_checkpoint(directory: str | Path) -> dict[str, Any] | None:
         return torch.load(path, map_location="cpu", weights_only=True)
     except PermissionError:
         raise  # the file system's problem, not the file's: moving it would not help
-    # truncated (torch raises OSError or RuntimeError), not a zip, or a pickle that is more than data
+    # truncated (OSError or RuntimeError from torch), not a zip, or a pickle that is more than data
     except Exception as error:
         aside = move_aside(path)
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
