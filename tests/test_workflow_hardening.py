@@ -64,3 +64,109 @@ def test_names_and_paths_that_a_shell_would_misread_fail_before_any_job(tmp_path
     created = {p.name for p in workdir.iterdir()} - {"config", "notebooks", "envs", "profiles"}
     assert created <= {"Snakefile", "workflow", ".snakemake"}, created
     assert not (workdir / "x").exists()
+
+
+TINY_TRAINING = {  # keys deliberately not in sorted order: a sorted dump reorders them
+    "micro_batch_size": 4,
+    "epochs": 1,
+    "eval_every": 0.5,
+    "eval_batch_size": 512,
+    "num_threads": 1,
+}
+
+
+def tiny_experiment(**extra) -> dict:
+    return {
+        "dataset": "pydoc-char",
+        "seq_len": 16,
+        "train_sequences": 32,
+        "model": {"preset": "gpt-tiny"},
+        "optimizer": {"name": "adam", "eps": 1.0e-6},
+        "training": dict(TINY_TRAINING),
+        "grid": {
+            "batch_size": [8],
+            "beta1": [0.9],
+            "beta2": [0.9, 0.999],
+            "lr": [1.0e-3],
+            "seed": [0],
+        },
+        **extra,
+    }
+
+
+TINY = {
+    "active": ["tiny", "tiny-packed"],
+    "toy_quadratics": False,
+    "experiments": {"tiny": tiny_experiment(), "tiny-packed": tiny_experiment(pack=2)},
+}
+TINY_TARGETS = ("results/tiny/aggregate.nc", "results/tiny-packed/aggregate.nc")
+TINY_RUN = "bs8_b1-0.9_b2-0.9_lr-0.001_s0"
+
+
+@pytest.fixture(scope="module")
+def tiny_workflow(tmp_path_factory):
+    """Two runs trained one job each and two trained as one pack, aggregated (about 30 s)."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("tiny"))
+    config = write_config(workdir / "tiny.yaml", TINY)
+    args = (*TINY_TARGETS, *DEFAULT_CONFIG, str(config))
+    snakemake(workdir, *args)
+    assert planned_jobs(workdir, *args) == {}
+    return workdir, args
+
+
+@pytest.mark.slow
+def test_an_equal_config_with_its_keys_reordered_plans_nothing(tiny_workflow):
+    workdir, _ = tiny_workflow
+    text = (workdir / "tiny.yaml").read_text()
+    reordered = yaml.safe_dump(yaml.safe_load(text))  # sorted keys
+    assert reordered != text
+    (workdir / "reordered.yaml").write_text(reordered)
+    assert planned_jobs(workdir, *TINY_TARGETS, *DEFAULT_CONFIG, "reordered.yaml") == {}
+    # and a real change is still seen: one run's config, hence its run and the aggregate
+    changed = yaml.safe_load(text)
+    changed["experiments"]["tiny"]["training"]["eval_every"] = 0.25
+    write_config(workdir / "changed.yaml", changed)
+    jobs = planned_jobs(workdir, *TINY_TARGETS, *DEFAULT_CONFIG, "changed.yaml")
+    assert (
+        jobs["train"] == 2
+        and jobs["run_config"] == 2
+        and "train_pack_tiny-packed_bs8_p0" not in jobs
+    )
+
+
+@pytest.mark.slow
+def test_a_deleted_member_result_plans_its_pack_again(tiny_workflow):
+    """A member's result is an output of its pack's rule: rebuilding the aggregate (or asking for
+    the file) retrains the pack instead of aggregating a NaN. (Snakemake leaves a missing
+    intermediate file alone while everything downstream of it is up to date.)"""
+    workdir, args = tiny_workflow
+    member = f"results/tiny-packed/runs/{TINY_RUN}/result.nc"
+    (workdir / member).unlink()
+    pack = "train_pack_tiny-packed_bs8_p0"
+    assert planned_jobs(workdir, member, *args[2:]) == {pack: 1}
+    jobs = planned_jobs(workdir, *args, "--forcerun", "aggregate")
+    assert jobs.get(pack) == 1 and jobs["aggregate"] == 2 and "train" not in jobs, jobs
+    snakemake(workdir, *args, "--forcerun", "aggregate")
+    assert (workdir / member).exists()
+    assert planned_jobs(workdir, *args) == {}
+
+
+@pytest.mark.slow
+def test_an_unreadable_result_is_named_with_its_rule_and_retrained(tiny_workflow):
+    workdir, args = tiny_workflow
+    single = workdir / "results/tiny/runs" / TINY_RUN / "result.nc"
+    member = workdir / "results/tiny-packed/runs" / TINY_RUN / "result.nc"
+    for path in (single, member):
+        path.write_bytes(path.read_bytes()[:1000])  # a full disk, a killed copy
+    failed = snakemake(workdir, *args, "--keep-going", check=False)
+    assert failed.returncode != 0
+    log = (workdir / "results/tiny/logs/aggregate.log").read_text()
+    assert f"results/tiny/runs/{TINY_RUN}/result.nc (made by rule train;" in log, log
+    log = (workdir / "results/tiny-packed/logs/aggregate.log").read_text()
+    assert "(made by rule train_pack_tiny-packed_bs8_p0;" in log, log
+    assert (single.parent / "result.nc.corrupt-1").exists() and not single.exists()
+
+    jobs = planned_jobs(workdir, *args)  # the next run retrains exactly those
+    assert jobs["train"] == 1 and jobs["train_pack_tiny-packed_bs8_p0"] == 1, jobs
+    snakemake(workdir, *args)
+    assert planned_jobs(workdir, *args) == {}

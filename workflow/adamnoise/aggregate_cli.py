@@ -39,11 +39,15 @@ def _load_experiment(config_path: Path, name: str):
 
 
 def _aggregate(args: argparse.Namespace) -> int:
-    from adamnoise.aggregate import aggregate_directory
+    from adamnoise.aggregate import UnreadableResults, aggregate_directory
     from adamnoise.io import save_netcdf
 
     experiment = _load_experiment(args.config, args.experiment)
-    dataset = aggregate_directory(experiment, args.runs_dir)
+    try:
+        dataset = aggregate_directory(experiment, args.runs_dir)
+    except UnreadableResults as error:
+        print(f"adamnoise aggregate: {error}", file=sys.stderr)
+        return 1
     save_netcdf(dataset, args.out)
     print(f"wrote {args.out}: {dict(dataset.sizes)}", file=sys.stderr)
     return 0

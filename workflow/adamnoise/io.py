@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import tempfile
@@ -61,3 +62,16 @@ def save_netcdf(dataset, path: str | os.PathLike) -> None:
     """Write an xarray Dataset to netCDF-4 atomically."""
     with atomic_path(path) as tmp:
         dataset.to_netcdf(tmp, engine="netcdf4")
+
+
+def move_aside(path: str | os.PathLike) -> Path:
+    """Rename an unreadable file to the first free ``<path>.corrupt-<n>`` (n = 1, 2, ...), so that
+    the rule that makes it runs again and the bad copy stays for inspection; returns the new
+    path."""
+    path = Path(path)
+    for n in itertools.count(1):
+        aside = path.with_name(f"{path.name}.corrupt-{n}")
+        if not aside.exists():
+            path.rename(aside)
+            return aside
+    raise AssertionError("unreachable")

@@ -9,18 +9,18 @@ rule experiment_config:
         f"{RESULTS}/{{experiment}}/logs/experiment_config.log",
     localrule: True
     params:
-        config=lambda wildcards: {
-            "results": RESULTS,
-            "active": [wildcards.experiment],
-            "experiments": {
-                wildcards.experiment: EXPERIMENTS[wildcards.experiment].config
-            },
-        },
+        # canonical (key-sorted JSON): an equal config with its keys reordered reruns nothing
+        config=lambda wildcards: canonical(
+            {
+                "results": RESULTS,
+                "active": [wildcards.experiment],
+                "experiments": {
+                    wildcards.experiment: EXPERIMENTS[wildcards.experiment].config
+                },
+            }
+        ),
     run:
-        from adamnoise.io import write_text
-
-        write_text(output[0], yaml.safe_dump(params.config, sort_keys=False))
-        write_text(log[0], f"wrote {output[0]}\n")
+        write_config_yaml(output[0], params.config, log[0])
 
 
 rule aggregate:

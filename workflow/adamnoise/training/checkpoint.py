@@ -19,7 +19,6 @@ progress instead of failing on the same file again.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import random
 import warnings
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from adamnoise.io import atomic_path
+from adamnoise.io import atomic_path, move_aside
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -110,17 +109,6 @@ def load_checkpoint(directory: str | Path) -> dict[str, Any] | None:
             stacklevel=2,
         )
         return None
-
-
-def move_aside(path: str | Path) -> Path:
-    """Rename ``path`` to the first free ``<path>.corrupt-<n>`` (n = 1, 2, ...); returns it."""
-    path = Path(path)
-    for n in itertools.count(1):
-        aside = path.with_name(f"{path.name}.corrupt-{n}")
-        if not aside.exists():
-            path.rename(aside)
-            return aside
-    raise AssertionError("unreachable")
 
 
 def remove_checkpoint(directory: str | Path) -> None:
