@@ -170,3 +170,107 @@ def test_an_unreadable_result_is_named_with_its_rule_and_retrained(tiny_workflow
     assert jobs["train"] == 1 and jobs["train_pack_tiny-packed_bs8_p0"] == 1, jobs
     snakemake(workdir, *args)
     assert planned_jobs(workdir, *args) == {}
+
+
+def test_a_yaml_syntax_error_in_the_default_config_names_file_and_line(tmp_path):
+    workdir = copy_workflow(tmp_path / "wf")
+    with (workdir / "config" / "config.yaml").open("a") as config:
+        config.write("oops: [1\n")
+    result = snakemake(workdir, "--dry-run", check=False)
+    assert result.returncode != 0
+    assert "config/config.yaml:" in result.stdout + result.stderr
+    assert "invalid YAML: expected ',' or ']'" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_snakemake_resumes_with_the_same_command_and_keeps_the_logs(tmp_path):
+    """The workflow profile sets rerun-incomplete: after `--unlock`, the same command redoes the
+    job that was running when Snakemake died; the training log keeps both attempts."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from test_workflow import BIN, SNAKEMAKE
+
+    workdir = copy_workflow(tmp_path / "wf")
+    config = dict(TINY, active=["tiny"])
+    config["experiments"] = {"tiny": tiny_experiment()}
+    config["experiments"]["tiny"]["training"]["epochs"] = 40  # long enough to be killed
+    write_config(workdir / "tiny.yaml", config)
+    target = f"results/tiny/runs/{TINY_RUN}/result.nc"
+    args = (target, *DEFAULT_CONFIG, "tiny.yaml")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.Popen(
+        [str(SNAKEMAKE), "--cores", "1", *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    log = workdir / f"results/tiny/logs/train/{TINY_RUN}.log"
+    deadline = time.monotonic() + 120
+    while not log.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "training never started"
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)  # Snakemake dies; its training job runs on
+    proc.wait()
+    result = workdir / target
+    while not result.exists():  # the orphaned job finishes: a complete-looking, unrecorded output
+        assert time.monotonic() < deadline + 180, "the orphaned training job never finished"
+        time.sleep(0.5)
+    time.sleep(1)
+
+    locked = snakemake(workdir, *args, check=False)
+    if locked.returncode != 0:  # the dead Snakemake's lock
+        assert "--unlock" in locked.stdout + locked.stderr
+        snakemake(workdir, "--unlock", *args)
+    snakemake(workdir, *args)  # without rerun-incomplete: "IncompleteFilesException"
+    assert log.read_text().count("== attempt at") == 2
+    assert planned_jobs(workdir, *args) == {}
+
+
+@pytest.mark.slow
+def test_verify_reports_unreadable_runs_changed_configs_and_tables_and_goes_on(tiny_workflow):
+    import os
+    import subprocess
+
+    from test_workflow import BIN
+
+    workdir, args = tiny_workflow
+    snakemake(workdir, "results/tiny/optima_beta2.csv", *args[2:])
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def verify():
+        command = [str(BIN / "adamnoise"), "verify", "results", "--experiment", "tiny"]
+        return subprocess.run(
+            [*command, "--sample", "1"], cwd=workdir, env=env, capture_output=True, text=True
+        )
+
+    clean = verify()
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+    table = workdir / "results/tiny/optima_beta2.csv"
+    original_table = table.read_text()
+    lines = original_table.splitlines()
+    table.write_text("\n".join([lines[0], lines[1].replace("8", "9", 1), *lines[2:]]) + "\n")
+    run_yaml = workdir / "results/tiny/runs" / TINY_RUN / "run.yaml"
+    original_yaml = run_yaml.read_text()
+    run_yaml.write_text(original_yaml.replace("eval_every: 0.5", "eval_every: 0.25"))
+    other = workdir / "results/tiny/runs/bs8_b1-0.9_b2-0.999_lr-0.001_s0/result.nc"
+    original_result = other.read_bytes()
+    other.write_bytes(original_result[:1000])
+    try:
+        result = verify()
+        assert result.returncode == 1
+        assert f"UNREADABLE  results/tiny/runs/{other.parent.name}/result.nc" in result.stdout
+        assert "training.eval_every (0.5 -> 0.25)" in result.stdout, result.stdout
+        assert "of 1 runs reproduce" in result.stderr  # went on with the readable run
+        assert "not checked: unreadable runs" in result.stderr
+        other.write_bytes(original_result)
+        result = verify()
+        assert "TABLE     results/tiny/optima_beta2.csv differs" in result.stdout, result.stdout
+    finally:
+        table.write_text(original_table)
+        run_yaml.write_text(original_yaml)
+        other.write_bytes(original_result)

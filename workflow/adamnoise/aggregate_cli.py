@@ -24,11 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load_experiment(config_path: Path, name: str):
-    import yaml
-
     from adamnoise.experiment import ConfigError, load_experiments
+    from adamnoise.io import load_yaml
 
-    config = yaml.safe_load(config_path.read_text())
+    try:
+        config = load_yaml(config_path)
+    except ValueError as error:
+        raise SystemExit(f"adamnoise: {error}") from None
     try:
         experiments = load_experiments(config)
     except ConfigError as error:

@@ -75,3 +75,15 @@ def move_aside(path: str | os.PathLike) -> Path:
             path.rename(aside)
             return aside
     raise AssertionError("unreachable")
+
+
+def load_yaml(path: str | os.PathLike) -> Any:
+    """Parse a YAML file; a syntax error is a ``ValueError`` naming the file, line and column."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ValueError(f"{where}: invalid YAML: {error.problem or error.context}") from None

@@ -2,6 +2,7 @@
 import json
 
 import yaml
+from snakemake.logging import logger
 
 from adamnoise import comparison as cmp
 from adamnoise.data import corpus
@@ -11,8 +12,15 @@ from adamnoise import figures as fig
 try:
     EXPERIMENTS = ex.load_experiments(config)
     COMPARISONS = cmp.load_comparisons(config, EXPERIMENTS)
+    SWEEP_WARNINGS = [
+        warning
+        for name in config["active"]
+        for warning in ex.one_value_sweeps(EXPERIMENTS[name])
+    ]
 except (ex.ConfigError, cmp.ComparisonError) as error:
     raise WorkflowError(f"invalid config: {error}") from None
+for warning in SWEEP_WARNINGS:
+    logger.warning(f"config: {warning}")
 
 RESULTS = config.get("results", "results")
 RESOURCES_DIR = config.get("resources_dir", "resources")

@@ -41,8 +41,10 @@ rule train:
         runtime=experiment_resource("runtime", 30),
     shell:
         # OMP_NUM_THREADS: torch would otherwise take every core in each of the parallel jobs
-        "OMP_NUM_THREADS={threads} adamnoise train {input.config:q} --out {output:q} --resume"
-        " > {log:q} 2>&1"
+        # appended: the log keeps every attempt (a resumed run says where it resumed)
+        '(echo "== attempt at $(date -u +%FT%TZ) on $(hostname)"'
+        " && OMP_NUM_THREADS={threads} adamnoise train {input.config:q} --out {output:q} --resume"
+        ") >> {log:q} 2>&1"
 
 
 # One rule per pack (`pack: K`), named train_pack_<experiment>_<pack_id>: the runs of one pack
@@ -72,7 +74,8 @@ for pack_experiment in EXPERIMENTS.values():
                 mem_mb=pack_experiment.config.get("resources", {}).get("mem_mb", 2000),
                 runtime=pack_experiment.config.get("resources", {}).get("runtime", 30),
             shell:
-                "OMP_NUM_THREADS={threads} adamnoise train-pack {input.configs:q}"
-                " --out {output.results:q} --resume > {log:q} 2>&1"
+                '(echo "== attempt at $(date -u +%FT%TZ) on $(hostname)"'
+                " && OMP_NUM_THREADS={threads} adamnoise train-pack {input.configs:q}"
+                " --out {output.results:q} --resume) >> {log:q} 2>&1"
                 " && printf '%s\\n' {output.results:q} > {output.marker:q}.part"
                 " && mv {output.marker:q}.part {output.marker:q}"
