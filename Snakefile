@@ -1,8 +1,19 @@
 # adamnoise: how Adam's (beta1, beta2) interact with mini-batch noise, measured and held against
 # theory. Every computation lives in the package `adamnoise`; the rules only wire the stages.
+import os
+
 from snakemake.utils import min_version, validate
 
+from adamnoise.io import load_yaml
+
 min_version("9.0")
+
+# Snakemake's own message for a YAML syntax error names neither the file nor the line
+try:
+    if os.path.exists("config/config.yaml"):
+        load_yaml("config/config.yaml")
+except ValueError as error:
+    raise WorkflowError(str(error)) from None
 
 
 configfile: "config/config.yaml"

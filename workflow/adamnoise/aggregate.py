@@ -19,6 +19,7 @@ the flip prediction uses (``analysis.predict_flips``), ``b_simple_exact`` its ch
 ``diverged_at_step`` is the first step whose training loss was non-finite or too large (NaN:
 none); a run with ``training.stop_on_divergence: false`` has status diverged, stop reason cap and
 its whole series.
+A diverged run's ``min_val_ppl`` is NaN (its ``status`` says why; its series are kept).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import xarray as xr
 
 from adamnoise import provenance
 from adamnoise.experiment import CURVE_DIM, Experiment
+from adamnoise.io import move_aside
 from adamnoise.status import DIVERGED, MISSING, STATUS_CODES, STOP_CAP, STOP_CODES
 from adamnoise.training.epochs import mean_batch_size
 from adamnoise.training.result import EVAL_VARIABLES, STEP_VARIABLES, SUMMARY_VARIABLES
@@ -97,19 +99,49 @@ def aggregate_runs(experiment: Experiment, result_paths: Mapping[str, Path]) -> 
     return dataset
 
 
+class UnreadableResults(ValueError):
+    """Result files that do not open; they were moved aside so that the next run remakes them."""
+
+
 def _read_results(
     experiment: Experiment, result_paths: Mapping[str, Path]
 ) -> tuple[dict[tuple[int, ...], xr.Dataset], list[str]]:
-    """The result file of every grid point that has one (by grid index), and the missing run ids."""
+    """The result file of every grid point that has one (by grid index), and the missing run ids.
+
+    A result file that does not open (truncated, not netCDF) is moved aside to
+    ``result.nc.corrupt-<n>``, so that Snakemake retrains its run on the next invocation, and
+    ``UnreadableResults`` names each file and the rule that makes it.
+    """
     results: dict[tuple[int, ...], xr.Dataset] = {}
     missing: list[str] = []
+    unreadable: list[str] = []
     for point in experiment.points():
         path = result_paths.get(point.run_id)
         if path is None or not Path(path).exists():
             missing.append(point.run_id)
             continue
-        results[experiment.grid_index(point)] = _open_result(Path(path))
+        try:
+            results[experiment.grid_index(point)] = _open_result(Path(path))
+        except (OSError, ValueError, RuntimeError) as error:
+            aside = move_aside(path)
+            unreadable.append(
+                f"{path} (made by rule {producing_rule(experiment, point.run_id)}; "
+                f"moved to {aside.name}): {error}"
+            )
+    if unreadable:
+        raise UnreadableResults(
+            f"{len(unreadable)} result file(s) of {experiment.name!r} do not open; each was moved "
+            "aside, so that running snakemake again retrains it:\n  " + "\n  ".join(unreadable)
+        )
     return results, missing
+
+
+def producing_rule(experiment: Experiment, run_id: str) -> str:
+    """The workflow rule that writes a run's result: ``train``, or its pack's rule."""
+    for pack_id, run_ids in experiment.packs.items():
+        if run_id in run_ids:
+            return f"train_pack_{experiment.name}_{pack_id}"
+    return "train"
 
 
 def _evaluation_epochs(results: dict, n_eval: int) -> np.ndarray:
@@ -141,6 +173,9 @@ def _stack_runs(results: dict, shape: tuple[int, ...]) -> tuple[dict[str, np.nda
         for name in SCALARS:
             if name in run:
                 data[name][index] = float(run[name].values)
+        if str(run.attrs.get("status")) == DIVERGED:
+            # its minimum is only where it stood before it blew up (status says why it is NaN)
+            data["min_val_ppl"][index] = np.nan
         data["stop_reason"][index] = STOP_CODES.get(
             str(run.attrs.get("stop_reason", STOP_CAP)), STOP_CODES[MISSING]
         )

@@ -24,11 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load_experiment(config_path: Path, name: str):
-    import yaml
-
     from adamnoise.experiment import ConfigError, load_experiments
+    from adamnoise.io import load_yaml
 
-    config = yaml.safe_load(config_path.read_text())
+    try:
+        config = load_yaml(config_path)
+    except ValueError as error:
+        raise SystemExit(f"adamnoise: {error}") from None
     try:
         experiments = load_experiments(config)
     except ConfigError as error:
@@ -39,11 +41,15 @@ def _load_experiment(config_path: Path, name: str):
 
 
 def _aggregate(args: argparse.Namespace) -> int:
-    from adamnoise.aggregate import aggregate_directory
+    from adamnoise.aggregate import UnreadableResults, aggregate_directory
     from adamnoise.io import save_netcdf
 
     experiment = _load_experiment(args.config, args.experiment)
-    dataset = aggregate_directory(experiment, args.runs_dir)
+    try:
+        dataset = aggregate_directory(experiment, args.runs_dir)
+    except UnreadableResults as error:
+        print(f"adamnoise aggregate: {error}", file=sys.stderr)
+        return 1
     save_netcdf(dataset, args.out)
     print(f"wrote {args.out}: {dict(dataset.sizes)}", file=sys.stderr)
     return 0

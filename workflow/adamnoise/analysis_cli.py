@@ -65,24 +65,34 @@ def _predict_flips(args: argparse.Namespace) -> int:
 
 
 def _optima(args: argparse.Namespace) -> int:
-    import json
-
     import xarray as xr
 
-    from adamnoise import provenance
     from adamnoise.io import save_netcdf, write_text
-    from adamnoise.optima import sweep_optima, table1, theory_applies
-    from adamnoise.published import seed000_table1
 
     aggregate = xr.load_dataset(args.aggregate)
     flips = xr.load_dataset(args.flips)
-    config = json.loads(aggregate.attrs["experiment_config"])
     if args.axis not in aggregate.dims:
         print(f"adamnoise: {args.aggregate} has no {args.axis} axis (tied betas?)", file=sys.stderr)
         return 1
-    reason = theory_applies(config, args.axis)
+    optima, csv = optima_outputs(aggregate, flips, args.axis, args.resamples)
+    save_netcdf(optima, args.out)
+    write_text(args.csv, csv)
+    print(f"wrote {args.out} and {args.csv}", file=sys.stderr)
+    return 0
+
+
+def optima_outputs(aggregate, flips, axis: str, resamples: int = 2000):
+    """Table 1 of an aggregate: the dataset and its CSV text (also `adamnoise verify`'s)."""
+    import json
+
+    from adamnoise import provenance
+    from adamnoise.optima import sweep_optima, table1, theory_applies
+    from adamnoise.published import seed000_table1
+
+    config = json.loads(aggregate.attrs["experiment_config"])
+    reason = theory_applies(config, axis)
     lam = flips["noise_ratio"] if reason is None else None
-    optima = sweep_optima(aggregate, args.axis, noise_ratio=lam, n_resamples=args.resamples)
+    optima = sweep_optima(aggregate, axis, noise_ratio=lam, n_resamples=resamples)
     optima.attrs.update(
         experiment=aggregate.attrs.get("experiment", ""),
         experiment_config=aggregate.attrs["experiment_config"],
@@ -93,34 +103,38 @@ def _optima(args: argparse.Namespace) -> int:
     optima.attrs.update(provenance.as_attrs(provenance.collect()))
     published = (
         seed000_table1(int(aggregate.attrs["n_train_sequences"]))
-        if args.axis == "beta2" and config.get("dataset") == "wikitext2"
+        if axis == "beta2" and config.get("dataset") == "wikitext2"
         else None
     )
-    save_netcdf(optima, args.out)
-    write_text(args.csv, table1(optima, published).to_csv(index=False, float_format="%.6g"))
-    print(f"wrote {args.out} and {args.csv}", file=sys.stderr)
-    return 0
+    return optima, table1(optima, published).to_csv(index=False, float_format="%.6g")
 
 
 def _predictions(args: argparse.Namespace) -> int:
     import xarray as xr
 
-    from adamnoise import provenance
     from adamnoise.io import save_netcdf, write_text
-    from adamnoise.predictions import competing_predictions, regret_table
 
     aggregate = xr.load_dataset(args.aggregate)
     flips = xr.load_dataset(args.flips)
     if args.axis not in aggregate.dims or aggregate.sizes[args.axis] < 2:
         print(f"adamnoise: {args.aggregate} does not sweep {args.axis}", file=sys.stderr)
         return 1
-    predictions = competing_predictions(aggregate, flips, args.axis, n_resamples=args.resamples)
+    predictions, csv = predictions_outputs(aggregate, flips, args.axis, args.resamples)
+    save_netcdf(predictions, args.out)
+    write_text(args.csv, csv)
+    print(f"wrote {args.out} and {args.csv}", file=sys.stderr)
+    return 0
+
+
+def predictions_outputs(aggregate, flips, axis: str, resamples: int = 2000):
+    """The competing rules' predictions: the dataset and its CSV text (also `verify`'s)."""
+    from adamnoise import provenance
+    from adamnoise.predictions import competing_predictions, regret_table
+
+    predictions = competing_predictions(aggregate, flips, axis, n_resamples=resamples)
     predictions.attrs.update(
         experiment_config=aggregate.attrs["experiment_config"],
         run_git_commits=aggregate.attrs.get("run_git_commits", "[]"),
     )
     predictions.attrs.update(provenance.as_attrs(provenance.collect()))
-    save_netcdf(predictions, args.out)
-    write_text(args.csv, regret_table(predictions).to_csv(index=False, float_format="%.6g"))
-    print(f"wrote {args.out} and {args.csv}", file=sys.stderr)
-    return 0
+    return predictions, regret_table(predictions).to_csv(index=False, float_format="%.6g")

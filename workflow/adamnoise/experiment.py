@@ -272,6 +272,11 @@ def corpus_dir(results: str, dataset: str) -> str:
 def load_experiments(config: dict[str, Any]) -> dict[str, Experiment]:
     """All experiments of a (schema-validated) workflow config, each checked run by run."""
     experiments = {name: Experiment(name, cfg) for name, cfg in config["experiments"].items()}
+    if "active" in config and not config["active"]:
+        raise ConfigError(
+            "active: empty; name at least one experiment to build "
+            f"(defined: {', '.join(sorted(experiments)) or 'none'})"
+        )
     for name in config.get("active", []):
         if name not in experiments:
             known = ", ".join(sorted(experiments)) or "none"
@@ -279,6 +284,30 @@ def load_experiments(config: dict[str, Any]) -> dict[str, Experiment]:
     for experiment in experiments.values():
         validate_experiment(experiment, config.get("results", "results"))
     return experiments
+
+
+def one_value_sweeps(experiment: Experiment) -> list[str]:
+    """Warnings for figures that sweep a beta axis with a single value (a degenerate figure),
+    each naming the key. A predictions figure cannot be computed from one value: that is a
+    ``ConfigError`` instead."""
+    from adamnoise.figures import SWEEP_AXIS
+
+    warnings = []
+    for figure in experiment.figures:
+        axis = SWEEP_AXIS.get(figure)
+        if axis is None or len(experiment.axis_values(axis)) > 1:
+            continue
+        key = f"experiments.{experiment.name}.grid.{axis}"
+        if figure.endswith("_predictions"):
+            raise ConfigError(
+                f"{key}: one value; figure {figure!r} compares predictions of the best {axis} "
+                "across a sweep: give two values or more, or remove the figure"
+            )
+        warnings.append(
+            f"{key}: one value; figure {figure!r} shows a sweep of a single point "
+            "(give two values or more, or remove the figure)"
+        )
+    return warnings
 
 
 def active_experiments(config: dict[str, Any]) -> dict[str, Experiment]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import tempfile
@@ -61,3 +62,28 @@ def save_netcdf(dataset, path: str | os.PathLike) -> None:
     """Write an xarray Dataset to netCDF-4 atomically."""
     with atomic_path(path) as tmp:
         dataset.to_netcdf(tmp, engine="netcdf4")
+
+
+def move_aside(path: str | os.PathLike) -> Path:
+    """Rename an unreadable file to the first free ``<path>.corrupt-<n>`` (n = 1, 2, ...), so that
+    the rule that makes it runs again and the bad copy stays for inspection; returns the new
+    path."""
+    path = Path(path)
+    for n in itertools.count(1):
+        aside = path.with_name(f"{path.name}.corrupt-{n}")
+        if not aside.exists():
+            path.rename(aside)
+            return aside
+    raise AssertionError("unreachable")
+
+
+def load_yaml(path: str | os.PathLike) -> Any:
+    """Parse a YAML file; a syntax error is a ``ValueError`` naming the file, line and column."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ValueError(f"{where}: invalid YAML: {error.problem or error.context}") from None

@@ -57,8 +57,8 @@ def beta_sweep(
     against ``axis`` with +-1 standard deviation over seeds as error bars, every seed as a dot
     and +-1 evaluation standard error (``eval_se``) as a shaded band, so that the beta effect
     can be read against both noises; the best value of each batch size is circled; runs whose
-    best evaluation was their last (possibly stopped before their minimum) are crossed in red. Bottom row: the best value against
-    the realised batch size N/m with the range of the winner over seed resamples (and the best
+    best evaluation was their last (possibly stopped before their minimum) are crossed in red.
+    Bottom row: the best value against the realised batch size N/m with the range of the winner over seed resamples (and the best
     by the test perplexity at the validation-chosen step, grey diamonds), and, where the
     theory applies (``theory_reason`` is None), the predicted flip: lambda = threshold with the
     pooled median B_simple (dashed; band: its quartiles) and with each batch size's own B_simple
@@ -87,9 +87,21 @@ def beta_sweep(
     values = aggregate[axis].values
     last_runs, late_runs = (flags.isel(fixed) for flags in run_flags(aggregate))
     n_flagged, n_late = int(last_runs.sum()), int(late_runs.sum())
+    status = aggregate["status"].isel(fixed)
     for column, lr in enumerate(lrs):
         ax = axes[0, column]
-        for b in batch_sizes:
+        dropped = _dropped_runs(status.sel(lr=lr))
+        ax.set_title(f"lr = {lr:g}" + (f"\n{dropped}" if dropped else ""))
+        drawable = bool(np.isfinite(ppl.sel(lr=lr).values).any())
+        if not drawable:
+            # nothing to draw (every run diverged or is missing): say so instead of a log axis
+            ax.text(
+                0.5, 0.5, f"no completed run\n{dropped}", transform=ax.transAxes,
+                ha="center", va="center", color="tab:red",
+            )  # fmt: skip
+            ax.set_xlabel(GREEK[axis])
+            _one_minus_axis(ax, "x", values, rotation=45)
+        for b in batch_sizes if drawable else ():
             colour = palette[b]
             curve = mean_ppl.sel(lr=lr, batch_size=b)
             label = f"b={b}"
@@ -116,12 +128,12 @@ def beta_sweep(
                 float(cell[f"best_{axis}"]), float(cell["best_min_val_ppl"]), "o", ms=12,
                 mfc="none", mec=colour, mew=2,
             )  # fmt: skip
-        _one_minus_axis(ax, "x", values, rotation=45)
-        ax.set_yscale("log")
-        _plain_log_labels(ax.yaxis)
-        ax.set_title(f"lr = {lr:g}")
-        ax.set_xlabel(GREEK[axis])
-        ax.set_ylabel("min. val. perplexity (mean ± s.d. over seeds; band: ± eval. s.e.)")
+        if drawable:
+            _one_minus_axis(ax, "x", values, rotation=45)
+            ax.set_yscale("log")
+            _plain_log_labels(ax.yaxis)
+            ax.set_xlabel(GREEK[axis])
+            ax.set_ylabel("min. val. perplexity (mean ± s.d. over seeds; band: ± eval. s.e.)")
 
         ax = axes[1, column]
         cells = best.sel(lr=lr)
@@ -154,7 +166,9 @@ def beta_sweep(
         ax.set_ylim(*_inverse_log_one_minus([ends[0] - pad, ends[1] + pad]))
         ax.set_xlabel("batch size N/m (sequences)")
         ax.set_ylabel(f"best {GREEK[axis]}")
-    axes[0, -1].legend(fontsize=7, loc="best")
+    # the legend goes to the last panel that drew curves
+    drawn = [ax for ax in axes[0] if ax.get_legend_handles_labels()[0]]
+    (drawn[-1] if drawn else axes[0, -1]).legend(fontsize=7, loc="best")
     axes[1, -1].legend(fontsize=7, loc="best")
     name = aggregate.attrs.get("experiment", "")
     title = f"{name}: minimal validation perplexity vs {GREEK[axis]}"
@@ -163,6 +177,9 @@ def beta_sweep(
     else:
         title += f"; no flip prediction ({theory_reason})"
     title += f" (N = {flips.attrs['n_train_sequences']})"
+    dropped = _dropped_runs(status)
+    if dropped:
+        title += f"\nnot drawn: {dropped}"
     if n_flagged or n_late:
         title += (
             f"\n{n_flagged} run(s) had their best evaluation last (red ×), "
@@ -170,6 +187,15 @@ def beta_sweep(
         )
     fig.suptitle(title)
     return fig
+
+
+def _dropped_runs(status: xr.DataArray) -> str:
+    """'k of n runs diverged, j missing' for the runs a panel cannot draw ('' if none)."""
+    diverged, missing = int((status == 1).sum()), int((status == -1).sum())
+    if not diverged and not missing:
+        return ""
+    parts = [f"{diverged} diverged"] * bool(diverged) + [f"{missing} missing"] * bool(missing)
+    return f"{diverged + missing} of {status.size} runs: " + ", ".join(parts)
 
 
 def _interval(centre, low, high):

@@ -16,6 +16,14 @@ numbers depend on its pack (batched kernels; with dropout, the members share one
 so only the same pack reproduces them.
 
 Timing variables (``wall_time_s``, ``tokens_per_s``) and provenance attributes are not compared.
+
+Before retraining, every run is checked cheaply: a ``result.nc`` that does not open is reported
+(``UNREADABLE``) and left out of the sample, and a ``run.yaml`` that differs from the config
+stored in its result (attribute ``run_config``) is reported (``CONFIG``). After the sample, each
+experiment's derived tables (``optima_<axis>.csv``, Table 1, and ``predictions_<axis>.csv``) are
+recomputed from its runs (``experiment.yaml``, as the workflow's aggregate and analysis do) and
+compared with the stored ones (``TABLE``). Each problem is one line; the exit status is 1 if
+any was found.
 """
 
 from __future__ import annotations
@@ -184,6 +192,79 @@ def verify_run(run_dir: Path, results_dir: Path, device: str | None = None) -> V
     return Verdict(run_dir, not differences, on_cpu, differences)
 
 
+def stored_problems(run_dir: Path) -> list[str]:
+    """Problems of a stored run found without retraining: an unreadable result, or a run.yaml
+    that is not the config its result was trained with."""
+    import json
+
+    import xarray as xr
+    import yaml
+
+    from adamnoise.training.config import RunConfig, config_differences
+
+    try:
+        with xr.open_dataset(run_dir / "result.nc") as result:
+            stored = result.attrs.get("run_config")
+    except (OSError, ValueError, RuntimeError) as error:
+        return [f"UNREADABLE  {run_dir / 'result.nc'}: {error}"]
+    if stored is None:
+        return []
+    try:
+        current = RunConfig.from_dict(yaml.safe_load((run_dir / "run.yaml").read_text()))
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        return [f"CONFIG    {run_dir / 'run.yaml'}: {error}"]
+    differences = config_differences(json.loads(stored), json.loads(json.dumps(current.to_dict())))
+    if differences:
+        return [
+            f"CONFIG    {run_dir / 'run.yaml'} is not the config of its result.nc "
+            f"(stored -> run.yaml): {'; '.join(differences)}"
+        ]
+    return []
+
+
+def derived_table_problems(experiment_dir: Path) -> list[str]:
+    """Recompute the experiment's stored Table 1 and predictions CSVs from its runs; one line
+    per table that differs."""
+    import xarray as xr
+
+    from adamnoise.aggregate import aggregate_directory
+    from adamnoise.aggregate_cli import _load_experiment
+    from adamnoise.analysis import predict_flips
+    from adamnoise.analysis_cli import optima_outputs, predictions_outputs
+
+    stored = sorted(experiment_dir.glob("optima_*.csv")) + sorted(
+        experiment_dir.glob("predictions_*.csv")
+    )
+    if not stored or not (experiment_dir / "experiment.yaml").exists():
+        return []
+    experiment = _load_experiment(experiment_dir / "experiment.yaml", experiment_dir.name)
+    # through netCDF, as the workflow's analysis reads it
+    with tempfile.TemporaryDirectory(prefix="adamnoise-verify-") as tmp:
+        from adamnoise.io import save_netcdf
+
+        save_netcdf(aggregate_directory(experiment, experiment_dir / "runs"), Path(tmp) / "a.nc")
+        aggregate = xr.load_dataset(Path(tmp) / "a.nc")
+        save_netcdf(predict_flips(aggregate), Path(tmp) / "f.nc")
+        flips = xr.load_dataset(Path(tmp) / "f.nc")
+    problems = []
+    for path in stored:
+        kind, axis = path.stem.split("_", 1)
+        outputs = optima_outputs if kind == "optima" else predictions_outputs
+        _, recomputed = outputs(aggregate, flips, axis)
+        old, new = path.read_text().splitlines(), recomputed.splitlines()
+        if old != new:
+            row = next(
+                (i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b),
+                min(len(old), len(new)),
+            )
+            problems.append(
+                f"TABLE     {path} differs from the one recomputed from the runs "
+                f"(line {row + 1}: {old[row] if row < len(old) else '<none>'!r} vs "
+                f"{new[row] if row < len(new) else '<none>'!r})"
+            )
+    return problems
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     verify = subparsers.add_parser(
         "verify",
@@ -210,13 +291,35 @@ def _verify(args: argparse.Namespace) -> int:
     if args.sample < 1:
         print("adamnoise verify: --sample must be >= 1", file=sys.stderr)
         return 2
-    chosen = sorted(random.Random(args.seed).sample(runs, min(args.sample, len(runs))))
+    problems = []
+    readable = []
+    for run_dir in runs:
+        found = stored_problems(run_dir)
+        problems += found
+        if not any(line.startswith("UNREADABLE") for line in found):
+            readable.append(run_dir)
+    for line in problems:
+        print(line, flush=True)
+    chosen = sorted(random.Random(args.seed).sample(readable, min(args.sample, len(readable))))
     print(f"verifying {len(chosen)} of {len(runs)} runs (seed {args.seed})", file=sys.stderr)
     verdicts = []
     for run_dir in chosen:
-        verdict = verify_run(run_dir, args.results_dir, args.device)
+        try:
+            verdict = verify_run(run_dir, args.results_dir, args.device)
+        except (OSError, ValueError, RuntimeError) as error:  # report it and go on
+            verdict = Verdict(run_dir, False, True, [f"could not be retrained: {error}"])
         print(verdict.line(), flush=True)
         verdicts.append(verdict)
     failed = sum(not v.matches for v in verdicts)
     print(f"{len(verdicts) - failed} of {len(verdicts)} runs reproduce", file=sys.stderr)
-    return 1 if failed else 0
+    tables = []
+    for experiment_dir in sorted({run_dir.parent.parent for run_dir in runs}):
+        if len(readable) < len(runs):
+            print(
+                f"derived tables of {experiment_dir} not checked: unreadable runs", file=sys.stderr
+            )
+            continue
+        tables += derived_table_problems(experiment_dir)
+    for line in tables:
+        print(line, flush=True)
+    return 1 if failed or problems or tables else 0

@@ -9,18 +9,18 @@ rule experiment_config:
         f"{RESULTS}/{{experiment}}/logs/experiment_config.log",
     localrule: True
     params:
-        config=lambda wildcards: {
-            "results": RESULTS,
-            "active": [wildcards.experiment],
-            "experiments": {
-                wildcards.experiment: EXPERIMENTS[wildcards.experiment].config
-            },
-        },
+        # canonical (key-sorted JSON): an equal config with its keys reordered reruns nothing
+        config=lambda wildcards: canonical(
+            {
+                "results": RESULTS,
+                "active": [wildcards.experiment],
+                "experiments": {
+                    wildcards.experiment: EXPERIMENTS[wildcards.experiment].config
+                },
+            }
+        ),
     run:
-        from adamnoise.io import write_text
-
-        write_text(output[0], yaml.safe_dump(params.config, sort_keys=False))
-        write_text(log[0], f"wrote {output[0]}\n")
+        write_config_yaml(output[0], params.config, log[0])
 
 
 rule aggregate:
@@ -36,5 +36,5 @@ rule aggregate:
     params:
         runs_dir=f"{RESULTS}/{{experiment}}/runs",
     shell:
-        "adamnoise aggregate {input.config} {wildcards.experiment}"
-        " --runs-dir {params.runs_dir} --out {output} > {log} 2>&1"
+        "adamnoise aggregate {input.config:q} {wildcards.experiment:q}"
+        " --runs-dir {params.runs_dir:q} --out {output:q} > {log:q} 2>&1"

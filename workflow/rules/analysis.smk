@@ -12,7 +12,7 @@ rule theory_flips:
     conda:
         CONDA_ENV
     shell:
-        "adamnoise predict-flips {input} --out {output} > {log} 2>&1"
+        "adamnoise predict-flips {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule optima:
@@ -35,8 +35,8 @@ rule optima:
     conda:
         CONDA_ENV
     shell:
-        "adamnoise optima {input.aggregate} --flips {input.flips} --axis {wildcards.axis}"
-        " --out {output.netcdf} --csv {output.csv} > {log} 2>&1"
+        "adamnoise optima {input.aggregate:q} --flips {input.flips:q} --axis {wildcards.axis:q}"
+        " --out {output.netcdf:q} --csv {output.csv:q} > {log:q} 2>&1"
 
 
 rule predictions:
@@ -58,5 +58,5 @@ rule predictions:
     conda:
         CONDA_ENV
     shell:
-        "adamnoise predictions {input.aggregate} --flips {input.flips} --axis {wildcards.axis}"
-        " --out {output.netcdf} --csv {output.csv} > {log} 2>&1"
+        "adamnoise predictions {input.aggregate:q} --flips {input.flips:q} --axis {wildcards.axis:q}"
+        " --out {output.netcdf:q} --csv {output.csv:q} > {log:q} 2>&1"

@@ -1,5 +1,8 @@
 # Shared helpers: the experiments of the config, their runs, and the targets of `rule all`.
+import json
+
 import yaml
+from snakemake.logging import logger
 
 from adamnoise import comparison as cmp
 from adamnoise.data import corpus
@@ -9,8 +12,15 @@ from adamnoise import figures as fig
 try:
     EXPERIMENTS = ex.load_experiments(config)
     COMPARISONS = cmp.load_comparisons(config, EXPERIMENTS)
+    SWEEP_WARNINGS = [
+        warning
+        for name in config["active"]
+        for warning in ex.one_value_sweeps(EXPERIMENTS[name])
+    ]
 except (ex.ConfigError, cmp.ComparisonError) as error:
     raise WorkflowError(f"invalid config: {error}") from None
+for warning in SWEEP_WARNINGS:
+    logger.warning(f"config: {warning}")
 
 RESULTS = config.get("results", "results")
 RESOURCES_DIR = config.get("resources_dir", "resources")
@@ -21,6 +31,10 @@ ACTIVE_COMPARISONS = {
     for name, comparison in COMPARISONS.items()
     if all(experiment in ACTIVE for experiment in comparison.experiments)
 }
+# the experiments trained one job per run by `train`; `pack: K` ones have one rule per pack
+UNPACKED_EXPERIMENTS = (
+    "|".join(name for name, e in EXPERIMENTS.items() if e.pack_size is None) or "^$"
+)
 # every rule runs in this environment under --software-deployment-method conda
 CONDA_ENV = "../../envs/adamnoise.yaml"
 CORPUS_FILES = corpus.CORPUS_FILES
@@ -30,7 +44,6 @@ wildcard_constraints:
     experiment="|".join(EXPERIMENTS) or "^$",
     comparison="|".join(COMPARISONS) or "^$",
     run_id=ex.RUN_ID_PATTERN,
-    pack_id=r"bs\d+_p\d+",
 
 
 def corpus_files(dataset):
@@ -51,26 +64,27 @@ def experiment_resource(name, default):
 
 
 def run_results(wildcards):
-    """What the aggregate waits for: every run's result, or every pack's marker (`pack: K`)."""
+    """What the aggregate waits for: every run's result (packed or not)."""
     experiment = EXPERIMENTS[wildcards.experiment]
-    if experiment.pack_size is not None:
-        return [
-            f"{RESULTS}/{experiment.name}/packs/{pack_id}.done"
-            for pack_id in experiment.packs
-        ]
-    return [
-        f"{RESULTS}/{experiment.name}/runs/{run_id}/result.nc"
-        for run_id in experiment.run_ids()
-    ]
+    return pack_files(experiment, experiment.run_ids(), "result.nc")
 
 
-def pack_members(wildcards, name):
-    """The run.yaml or result.nc files of one pack's runs."""
-    experiment = EXPERIMENTS[wildcards.experiment]
-    return [
-        f"{RESULTS}/{experiment.name}/runs/{run_id}/{name}"
-        for run_id in experiment.packs[wildcards.pack_id]
-    ]
+def pack_files(experiment, run_ids, name):
+    """The run.yaml or result.nc files of some runs of an experiment."""
+    return [f"{RESULTS}/{experiment.name}/runs/{run_id}/{name}" for run_id in run_ids]
+
+
+def canonical(value):
+    """A config as key-sorted JSON: params that only a reordering of keys changes stay equal."""
+    return json.dumps(value, sort_keys=True)
+
+
+def write_config_yaml(path, config_json, log):
+    """Write a `canonical` config as YAML (keys sorted), and a line to the log."""
+    from adamnoise.io import write_text
+
+    write_text(path, yaml.safe_dump(json.loads(config_json), sort_keys=False))
+    write_text(log, f"wrote {path}\n")
 
 
 def figure_targets(figure):
@@ -127,7 +141,10 @@ def figure_inputs(wildcards):
 def papermill_parameters(wildcards, input):
     figure = fig.FIGURES[wildcards.figure]
     parameters = {name: input[name] for name in figure.inputs} | figure.parameters
-    return " ".join(f"-p {name} {value}" for name, value in parameters.items())
+    # a list of words, each quoted by `{params.papermill:q}`
+    return [
+        word for name, value in parameters.items() for word in ("-p", name, str(value))
+    ]
 
 
 def comparison_inputs(wildcards):
@@ -148,4 +165,4 @@ def comparison_parameters(wildcards, input):
     lines = [
         f"{name}: [{', '.join(repr(str(p)) for p in input[name])}]" for name in names
     ]
-    return " ".join(f'-y "{line}"' for line in lines)
+    return [word for line in lines for word in ("-y", line)]

@@ -14,7 +14,7 @@ rule prepare_offline_corpus:
     params:
         out_dir=lambda wildcards, output: Path(output[0]).parent,
     shell:
-        "adamnoise data prepare {wildcards.corpus} --out {params.out_dir} > {log} 2>&1"
+        "adamnoise data prepare {wildcards.corpus:q} --out {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule download_wikitext2:
@@ -27,11 +27,14 @@ rule download_wikitext2:
     conda:
         CONDA_ENV
     params:
-        mirrors=" ".join(
-            f"--mirror {url}" for url in config.get("wikitext2_mirrors", [])
-        ),
+        # a list: `:q` quotes every element, so a URL never reaches the shell as code
+        mirrors=[
+            part
+            for url in config.get("wikitext2_mirrors", [])
+            for part in ("--mirror", url)
+        ],
     shell:
-        "adamnoise data download wikitext2 --out {output} {params.mirrors} > {log} 2>&1"
+        "adamnoise data download wikitext2 --out {output:q} {params.mirrors:q} > {log:q} 2>&1"
 
 
 rule prepare_wikitext2:
@@ -47,4 +50,4 @@ rule prepare_wikitext2:
     params:
         out_dir=lambda wildcards, output: Path(output[0]).parent,
     shell:
-        "adamnoise data prepare wikitext2 --archive {input} --out {params.out_dir} > {log} 2>&1"
+        "adamnoise data prepare wikitext2 --archive {input:q} --out {params.out_dir:q} > {log:q} 2>&1"

@@ -21,9 +21,9 @@ rule report_figure:
     params:
         papermill=papermill_parameters,
     shell:
-        "(papermill --kernel python3 {input.notebook} {output.notebook} {params.papermill}"
-        " && jupyter nbconvert --to html {output.notebook} --output-dir $(dirname {output.html})"
-        ") > {log} 2>&1"
+        "(papermill --kernel python3 {input.notebook:q} {output.notebook:q} {params.papermill:q}"
+        ' && jupyter nbconvert --to html {output.notebook:q} --output-dir "$(dirname {output.html:q})"'
+        ") > {log:q} 2>&1"
 
 
 rule report_theory:
@@ -42,9 +42,9 @@ rule report_theory:
     conda:
         CONDA_ENV
     shell:
-        "(papermill --kernel python3 {input.notebook} {output.notebook} -p theory_grid {input.grid}"
-        " && jupyter nbconvert --to html {output.notebook} --output-dir $(dirname {output.html})"
-        ") > {log} 2>&1"
+        "(papermill --kernel python3 {input.notebook:q} {output.notebook:q} -p theory_grid {input.grid:q}"
+        ' && jupyter nbconvert --to html {output.notebook:q} --output-dir "$(dirname {output.html:q})"'
+        ") > {log:q} 2>&1"
 
 
 rule figure_theory:
@@ -72,9 +72,9 @@ rule report_comparison:
     params:
         papermill=comparison_parameters,
     shell:
-        "(papermill --kernel python3 {input.notebook} {output.notebook} {params.papermill}"
-        " && jupyter nbconvert --to html {output.notebook} --output-dir $(dirname {output.html})"
-        ") > {log} 2>&1"
+        "(papermill --kernel python3 {input.notebook:q} {output.notebook:q} {params.papermill:q}"
+        ' && jupyter nbconvert --to html {output.notebook:q} --output-dir "$(dirname {output.html:q})"'
+        ") > {log:q} 2>&1"
 
 
 rule report_index:
@@ -88,7 +88,7 @@ rule report_index:
     conda:
         CONDA_ENV
     shell:
-        "adamnoise report-index {input} --out {output} > {log} 2>&1"
+        "adamnoise report-index {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 # `snakemake figure_<name>` renders one figure for every active experiment that lists it

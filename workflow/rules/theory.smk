@@ -10,4 +10,4 @@ rule theory_grid:
     conda:
         CONDA_ENV
     shell:
-        "adamnoise theory grid --out {output} > {log} 2>&1"
+        "adamnoise theory grid --out {output:q} > {log:q} 2>&1"

@@ -17,7 +17,7 @@ rule toy_quadratic:
     conda:
         CONDA_ENV
     shell:
-        "adamnoise toy {wildcards.problem} --out {output} > {log} 2>&1"
+        "adamnoise toy {wildcards.problem:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule report_toy:
@@ -34,10 +34,10 @@ rule report_toy:
     conda:
         CONDA_ENV
     shell:
-        "(papermill --kernel python3 {input.notebook} {output.notebook}"
-        " -p dataset_path {input.dataset}"
-        " && jupyter nbconvert --to html {output.notebook} --output-dir $(dirname {output.html})"
-        ") > {log} 2>&1"
+        "(papermill --kernel python3 {input.notebook:q} {output.notebook:q}"
+        " -p dataset_path {input.dataset:q}"
+        ' && jupyter nbconvert --to html {output.notebook:q} --output-dir "$(dirname {output.html:q})"'
+        ") > {log:q} 2>&1"
 
 
 rule figure_toy:

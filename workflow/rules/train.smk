@@ -9,15 +9,15 @@ rule run_config:
         f"{RESULTS}/{{experiment}}/logs/run_config/{{run_id}}.log",
     localrule: True
     params:
-        run_config=lambda wildcards: EXPERIMENTS[wildcards.experiment].run_config(
-            EXPERIMENTS[wildcards.experiment].point(wildcards.run_id),
-            ex.corpus_dir(RESULTS, EXPERIMENTS[wildcards.experiment].dataset),
+        # canonical (key-sorted JSON): an equal config with its keys reordered reruns nothing
+        run_config=lambda wildcards: canonical(
+            EXPERIMENTS[wildcards.experiment].run_config(
+                EXPERIMENTS[wildcards.experiment].point(wildcards.run_id),
+                ex.corpus_dir(RESULTS, EXPERIMENTS[wildcards.experiment].dataset),
+            )
         ),
     run:
-        from adamnoise.io import write_text
-
-        write_text(output[0], yaml.safe_dump(params.run_config, sort_keys=False))
-        write_text(log[0], f"wrote {output[0]}\n")
+        write_config_yaml(output[0], params.run_config, log[0])
 
 
 rule train:
@@ -29,6 +29,9 @@ rule train:
         f"{RESULTS}/{{experiment}}/runs/{{run_id}}/result.nc",
     log:
         f"{RESULTS}/{{experiment}}/logs/train/{{run_id}}.log",
+    wildcard_constraints:
+        # the runs of `pack: K` experiments are outputs of their pack's rule (below)
+        experiment=UNPACKED_EXPERIMENTS,
     conda:
         CONDA_ENV
     threads: experiment_resource("cpus", 1)
@@ -38,33 +41,41 @@ rule train:
         runtime=experiment_resource("runtime", 30),
     shell:
         # OMP_NUM_THREADS: torch would otherwise take every core in each of the parallel jobs
-        "OMP_NUM_THREADS={threads} adamnoise train {input.config} --out {output} --resume"
-        " > {log} 2>&1"
+        # appended: the log keeps every attempt (a resumed run says where it resumed)
+        '(echo "== attempt at $(date -u +%FT%TZ) on $(hostname)"'
+        " && OMP_NUM_THREADS={threads} adamnoise train {input.config:q} --out {output:q} --resume"
+        ") >> {log:q} 2>&1"
 
 
-rule train_pack:
-    """Train the runs of one pack (`pack: K`) in one process; the marker lists their results.
+# One rule per pack (`pack: K`), named train_pack_<experiment>_<pack_id>: the runs of one pack
+# are trained in one process, and their results are the rule's outputs (a rule's outputs cannot be
+# computed from wildcards), so that a deleted or unreadable member result plans its pack again.
+# Each result is written atomically to runs/<run_id>/result.nc as `rule train` writes it; a killed
+# job resumes the pack from its checkpoint when rerun (--resume). The marker lists the results.
+for pack_experiment in EXPERIMENTS.values():
+    for pack_id, pack_run_ids in pack_experiment.packs.items():
 
-    Each result is written atomically to runs/<run_id>/result.nc as `rule train` writes it; a
-    killed job resumes the pack from its checkpoint when rerun (--resume).
-    """
-    input:
-        configs=lambda wildcards: pack_members(wildcards, "run.yaml"),
-        corpus=lambda wildcards: corpus_files(EXPERIMENTS[wildcards.experiment].dataset),
-    output:
-        f"{RESULTS}/{{experiment}}/packs/{{pack_id}}.done",
-    log:
-        f"{RESULTS}/{{experiment}}/logs/train_pack/{{pack_id}}.log",
-    conda:
-        CONDA_ENV
-    threads: experiment_resource("cpus", 1)
-    resources:
-        gpu=experiment_resource("gpus", 0),
-        mem_mb=experiment_resource("mem_mb", 2000),
-        runtime=experiment_resource("runtime", 30),
-    params:
-        results=lambda wildcards: pack_members(wildcards, "result.nc"),
-    shell:
-        "OMP_NUM_THREADS={threads} adamnoise train-pack {input.configs} --out {params.results}"
-        " --resume > {log} 2>&1"
-        " && printf '%s\\n' {params.results} > {output}.part && mv {output}.part {output}"
+        rule:
+            name:
+                f"train_pack_{pack_experiment.name}_{pack_id}"
+            input:
+                configs=pack_files(pack_experiment, pack_run_ids, "run.yaml"),
+                corpus=corpus_files(pack_experiment.dataset),
+            output:
+                results=pack_files(pack_experiment, pack_run_ids, "result.nc"),
+                marker=f"{RESULTS}/{pack_experiment.name}/packs/{pack_id}.done",
+            log:
+                f"{RESULTS}/{pack_experiment.name}/logs/train_pack/{pack_id}.log",
+            conda:
+                CONDA_ENV
+            threads: pack_experiment.config.get("resources", {}).get("cpus", 1)
+            resources:
+                gpu=pack_experiment.config.get("resources", {}).get("gpus", 0),
+                mem_mb=pack_experiment.config.get("resources", {}).get("mem_mb", 2000),
+                runtime=pack_experiment.config.get("resources", {}).get("runtime", 30),
+            shell:
+                '(echo "== attempt at $(date -u +%FT%TZ) on $(hostname)"'
+                " && OMP_NUM_THREADS={threads} adamnoise train-pack {input.configs:q}"
+                " --out {output.results:q} --resume) >> {log:q} 2>&1"
+                " && printf '%s\\n' {output.results:q} > {output.marker:q}.part"
+                " && mv {output.marker:q}.part {output.marker:q}"
