@@ -293,3 +293,24 @@ def test_beta1_sweep_predicts_the_opposite_direction_and_draws():
     figure = plots.beta_sweep(data, flips, optima, "beta1", "optimizer 'sgd' is not Adam")
     assert "no flip prediction (optimizer 'sgd' is not Adam)" in figure._suptitle.get_text()
     assert not [line for line in figure.axes[1].get_lines() if line.get_linestyle() == "--"]
+
+
+def test_paired_differences_with_the_default_and_their_intervals():
+    """beta2 0.9 worse than 0.999 by 1, 2, 3 on three seeds: mean 2, s.d. 1, t(0.975, 2) =
+    4.303: interval 2 +- 4.303/sqrt(3) = [-0.484, 4.484], not detected; 0.99 worse by 2, 2.1,
+    1.9: detected. The test perplexity gets the same statistics."""
+    from adamnoise.optima import paired_comparisons
+
+    ppl = [[[[21.0, 22.0, 23.0]], [[22.0, 22.1, 21.9]], [[20.0, 20.0, 20.0]]]]
+    data = synthetic(ppl)
+    data["test_ppl"] = data["min_val_ppl"] - 5
+    optima = sweep_optima(data, "beta2")
+    table = paired_comparisons(optima).set_index("beta2")
+    half = 4.302653 / np.sqrt(3)
+    assert table.loc[0.9, "diff_vs_default"] == pytest.approx(2.0)
+    assert table.loc[0.9, "diff_low"] == pytest.approx(2.0 - half, rel=1e-5)
+    assert table.loc[0.9, "diff_high"] == pytest.approx(2.0 + half, rel=1e-5)
+    assert not table.loc[0.9, "detected"] and table.loc[0.99, "detected"]
+    assert table.loc[0.99, "test_diff_vs_default"] == pytest.approx(2.0)
+    assert bool(table.loc[0.99, "test_detected"])
+    assert 0.999 not in table.index

@@ -22,6 +22,7 @@ CONCERNS = (
     "adamnoise.report_index",
     "adamnoise.verify",
     "adamnoise.check_stopping",
+    "adamnoise.power",
 )
 
 

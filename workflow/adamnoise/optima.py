@@ -42,6 +42,11 @@ For every (batch size, learning rate) of a sweep along ``axis`` (``beta2`` or ``
   budget with their best evaluation in its last ``LATE_FRACTION`` (a minimum that more training
   may still lower: ``adamnoise check-stopping`` tells); ``best_flagged`` marks a best beta that
   includes a run of either kind.
+* **Paired comparisons with the default.** ``diff_vs_default`` is the seed mean of
+  ppl(beta, s) - ppl(default, s) with its paired t-interval over seeds (``diff_low`` /
+  ``diff_high``; ``test_diff_*`` the same on the test perplexity): an interval that excludes 0
+  detects a difference; ``power.minimum_detectable_effect`` says how large one must be to be
+  detected. A positive control (a beta known to be much worse) must come out detected.
 * **Verdicts need seeds.** With fewer than ``MIN_SEEDS_FOR_VERDICT`` seeds the t-interval has one
   degree of freedom (+-12.7 standard errors) and no verdict is given ("too few seeds").
 """
@@ -120,7 +125,7 @@ def sweep_optima(
 ) -> xr.Dataset:
     """The statistics of the module docstring over every grid point except ``axis`` and seed.
 
-    ``noise_ratio``: lambda per batch size (``predict_flips``'s ``noise_ratio_own``); without it,
+    ``noise_ratio``: lambda per batch size (``predict_flips``'s ``noise_ratio``); without it,
     or where the theory does not apply (``theory_applies``), no sign is predicted.
     """
     aggregate = aggregate.sortby(axis)
@@ -180,6 +185,7 @@ def sweep_optima(
     flagged_runs = ((last + late) > 0).sum(-1)
     noise = _cell_noise(aggregate, cells, axis, mean)
     test = _test_statistics(aggregate, cells, axis, betas)
+    paired = _paired_with_default(aggregate, cells, axis, default_index)
     best_flagged = np.take_along_axis(flagged_runs, take, -1)[..., 0] > 0
     best_flagged &= has_best
 
@@ -240,6 +246,7 @@ def sweep_optima(
             ),
             **noise,
             **test,
+            **paired,
             "slope": (
                 cell_dims,
                 slope,
@@ -373,6 +380,48 @@ def _cell_noise(aggregate: xr.Dataset, cells: list[str], axis: str, mean: np.nda
             {"description": "range of the seed means over the swept values (completed only)"},
         ),
     }
+
+
+def _paired_with_default(
+    aggregate: xr.Dataset, cells: list[str], axis: str, default_index: int | None
+) -> dict:
+    """Paired differences to the default beta over seeds and their t-intervals (docstring)."""
+    out = {}
+    dims = (*cells, axis)
+    for prefix, statistic in (("", "min_val_ppl"), ("test_", "test_ppl")):
+        if statistic not in aggregate or default_index is None:
+            continue
+        values = candidate_ppl(aggregate, statistic).transpose(*dims, "seed").values
+        with np.errstate(invalid="ignore"):
+            diffs = values - values[..., default_index : default_index + 1, :]
+        diffs = np.where(np.isfinite(diffs), diffs, np.nan)  # a diverged seed: no interval
+        low, high = _t_interval(diffs)
+        text = f"{statistic} minus the default's, paired over seeds"
+        out[f"{prefix}diff_vs_default"] = (dims, diffs.mean(axis=-1), {"description": text})
+        out[f"{prefix}diff_low"] = (dims, low, {"description": f"{CONFIDENCE:.0%} t-interval, low"})
+        out[f"{prefix}diff_high"] = (dims, high, {"description": "high end"})
+    return out
+
+
+def paired_comparisons(optima: xr.Dataset):
+    """One row per cell and non-default beta: the paired differences to the default with their
+    intervals, for the minimum and the test perplexity, and whether each is detected."""
+    axis = optima.attrs["axis"]
+    names = [
+        n
+        for n in (
+            "diff_vs_default", "diff_low", "diff_high",
+            "test_diff_vs_default", "test_diff_low", "test_diff_high",
+        )
+        if n in optima
+    ]  # fmt: skip
+    frame = optima[names].to_dataframe().reset_index()
+    frame = frame[~np.isclose(frame[axis], optima.attrs["default_beta"])]
+    for prefix in ("", "test_"):
+        if f"{prefix}diff_low" in frame:
+            low, high = frame[f"{prefix}diff_low"], frame[f"{prefix}diff_high"]
+            frame[f"{prefix}detected"] = (low > 0) | (high < 0)
+    return frame.reset_index(drop=True)
 
 
 def _test_statistics(aggregate: xr.Dataset, cells: list[str], axis: str, betas) -> dict:

@@ -58,8 +58,9 @@ def beta_sweep(
     and +-1 evaluation standard error (``eval_se``) as a shaded band, so that the beta effect
     can be read against both noises; the best value of each batch size is circled; runs whose
     best evaluation was their last (possibly stopped before their minimum) are crossed in red.
-    Bottom row: the best value against the realised batch size N/m with the range of the winner over seed resamples (and the best
-    by the test perplexity at the validation-chosen step, grey diamonds), and, where the
+    Bottom row: the best value against the realised batch size N/m with the range of the winner
+    over seed resamples (and the best by the test perplexity at the validation-chosen step, grey
+    diamonds), and, where the
     theory applies (``theory_reason`` is None), the predicted flip: lambda = threshold with the
     pooled median B_simple (dashed; band: its quartiles) and with each batch size's own B_simple
     (dotted).
