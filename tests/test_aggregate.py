@@ -181,6 +181,7 @@ def test_report_figures_draw_the_measurements_and_the_prediction(trained):
     assert [line.get_xdata()[0] for line in dashed] == [pytest.approx(flip)]
     # each batch size is labelled with the sign predicted from its own lambda, as in Table 1
     labels = [text.get_text() for text in sweep_axes.get_legend().get_texts()]
+    labels = [label for label in labels if label.startswith("b=")]
     words = {-1: "high β2 predicted", 1: "low β2 predicted", 0: "no prediction"}
     for label, b in zip(labels, dataset["batch_size"].values, strict=True):
         sign = int(optima["predicted_slope_sign"].sel(batch_size=b).squeeze())

@@ -1,8 +1,9 @@
 """The toy quadratics of seeds 002 (App. I, Fig. 17) and 003 (§5, Fig. 6; App. D).
 
 The problem is checked against the numbers printed in the seeds, the mini-batch gradient against
-its definition, the optimiser steps against hand computation (and seed 003 Prop. 1), and the seeds'
-qualitative claims against small runs here and the full-size runs of the workflow (slow).
+its definition, the optimiser steps and small runs of both experiments against hand computation
+(and seed 003 Prop. 1), and the workflow's full-size runs for their structure (slow). What the runs
+say about the seeds' claims is a measurement (docs/quadratics.md), not a test.
 """
 
 import itertools
@@ -351,71 +352,114 @@ def test_cli_registers_both_commands(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# The seeds' claims on small runs (the full-size runs are checked below, slow)
+# Small runs of both experiments against quantities computed here, independently. (What they show
+# about the seeds' claims is a measurement, reported in docs/quadratics.md, not a test.)
 
 
-def _gap_ratio(dataset, protocol, hessian, batch_size):
-    mean = (
-        dataset["final_loss"]
-        .mean("run")
-        .sel(protocol=protocol, hessian=hessian, batch_size=batch_size)
-    )
-    return float(mean.sel(optimizer="adam") / mean.sel(optimizer="sgd"))
+def _schedule(steps):
+    from adamnoise.schedules import build_schedule
+
+    return build_schedule(dict(q.COSINE_SCHEDULE), steps)
 
 
-def _check_gap_claims(dataset):
-    """Seed 002 App. F.2 / Fig. 17, as far as they hold here (docs/quadratics.md)."""
-    smallest, largest = int(dataset["batch_size"].min()), int(dataset["batch_size"].max())
-    mean = dataset["final_loss"].mean("run")
-    for protocol in dataset["protocol"].values:
-        # Adam's advantage on the heterogeneous problem grows from B = 1 to the largest batch
-        assert _gap_ratio(dataset, protocol, "heterogeneous", largest) < 1e-2 * _gap_ratio(
-            dataset, protocol, "heterogeneous", smallest
-        )
-        for hessian in ("heterogeneous", "homogeneous"):
-            adam = mean.sel(protocol=protocol, hessian=hessian, optimizer="adam")
-            # "Adam benefits from increasing batch size, in both" problems
-            assert float(adam.sel(batch_size=largest)) < 1e-3 * float(adam.sel(batch_size=1))
-    caption = "tuned_at_homogeneous_b1"
-    for batch_size in dataset["batch_size"].values:
-        # "the largest Adam-SGD gap is observed in the heterogeneous setting"
-        assert _gap_ratio(dataset, caption, "heterogeneous", batch_size) < _gap_ratio(
-            dataset, caption, "homogeneous", batch_size
-        )
-    for hessian in ("heterogeneous", "homogeneous"):
-        # "SGD does not seem to profit from an increased batch size" (at the caption's rates)
-        sgd = mean.sel(protocol=caption, hessian=hessian, optimizer="sgd")
-        assert float(sgd.max() / sgd.min()) < 1.2
+def _hand_run(problem, optimizer, lr, rows, steps):
+    """Final loss of one run by hand: ``rows`` [step, row] weights, the warm-up + cosine schedule.
+    torch's conventions: SGD's first buffer is the gradient; Adam with bias correction."""
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging rate: inf / NaN, as recorded
+        return _hand_steps(problem, optimizer, lr, rows, steps)
 
 
-def _check_sign_claims(dataset):
-    """Seed 003 §5: Adam (beta1 = beta2) < Signum < SGD with momentum, tuned and at every beta."""
-    final = dataset["final_loss"].mean("run")
-    assert float(final.sel(optimizer="adam_equal_betas")) < float(final.sel(optimizer="signum"))
-    assert float(final.sel(optimizer="signum")) < float(final.sel(optimizer="sgd_momentum"))
-    best = dataset["tuning_loss"].min("lr_index")
-    assert np.all(best.sel(optimizer="adam_equal_betas") < best.sel(optimizer="signum"))
-    assert np.all(best.sel(optimizer="signum") < best.sel(optimizer="sgd_momentum"))
-    # Fig. 6, second row: the variance estimate differs in scale across the blocks
-    variance = dataset["adam_block_variance"].isel(step=slice(1, None)).median(["run", "step"])
-    assert float(variance.max() / variance.min()) > 100
+def _hand_steps(problem, optimizer, lr, rows, steps):
+    multiplier = _schedule(steps)
+    w = problem.initial_point.copy()
+    m, v, buffer = np.zeros(9), np.zeros(9), None
+    beta1, beta2 = optimizer.get("beta1", 0.9), optimizer.get("beta2", 0.999)
+    for t in range(steps):
+        g = _hand_gradient(problem, w, rows[t])
+        rate = lr * multiplier(t)
+        if optimizer["name"] == "sgd":
+            damp = optimizer.get("dampening", 0.0)
+            buffer = g if buffer is None else beta1 * buffer + (1 - damp) * g
+            w = w - rate * buffer
+        elif optimizer["name"] == "signum":
+            m = beta1 * m + (1 - beta1) * g
+            w = w - rate * np.sign(m)
+        else:
+            m = beta1 * m + (1 - beta1) * g
+            v = beta2 * v + (1 - beta2) * g * g
+            m_hat, v_hat = m / (1 - beta1 ** (t + 1)), v / (1 - beta2 ** (t + 1))
+            w = w - rate * m_hat / (np.sqrt(v_hat) + optimizer["eps"])
+    return problem.loss(w)
 
 
-def test_gap_claims_on_a_small_run():
-    setup = q.QuadraticGapSetup(batch_sizes=(1, 9), runs=4)
+def _hand_tuned(mean_loss):
+    """Index of the smallest finite mean final loss (a diverged rate counts as +inf)."""
+    return np.unravel_index(np.argmin(np.where(np.isfinite(mean_loss), mean_loss, np.inf)),
+                            mean_loss.shape)  # fmt: skip
+
+
+def test_gap_small_run_against_hand_computation(problems):
+    """Full batch (B = 9 of 9 rows) is gradient descent: every run's final loss at every rate of
+    the grid equals the hand-computed one; each protocol's rate is the grid's smallest mean final
+    loss where its protocol tunes it, and its final losses are that rate's runs."""
+    setup = q.QuadraticGapSetup(batch_sizes=(1, 9), runs=4, steps=300)
     dataset = q.gap_vs_batch_size(setup, command="pytest")
     assert dataset["final_loss"].dims == ("protocol", "hessian", "optimizer", "batch_size", "run")
-    assert not dataset["lr_on_grid_edge"].any()
-    _check_gap_claims(dataset)
+    grid = dataset["grid_final_loss"]
+    full_rows = np.ones((setup.steps, 9))
+    for hessian, name in itertools.product(setup.hessians, setup.optimizers):
+        lrs = dataset["lr_grid"].sel(optimizer=name).values
+        for index, lr in enumerate(lrs[np.isfinite(lrs)]):
+            runs = grid.sel(hessian=hessian, optimizer=name, batch_size=9, lr_index=index).values
+            by_hand = _hand_run(problems[hessian], setup.optimizers[name], lr, full_rows, 300)
+            if np.isfinite(by_hand):
+                np.testing.assert_allclose(runs, by_hand, rtol=1e-9, atol=1e-300)
+            else:  # the run diverged by hand too
+                assert not np.isfinite(runs).all()
+        for b in setup.batch_sizes:
+            mean = grid.sel(hessian=hessian, optimizer=name, batch_size=b).mean("run").values
+            tuned = _hand_tuned(mean[np.isfinite(lrs)])[0]
+            cell = dict(hessian=hessian, optimizer=name, batch_size=b)
+            per_b = dataset.sel(protocol="tuned_per_batch_size", **cell)
+            assert float(per_b["lr"]) == pytest.approx(lrs[tuned])
+            np.testing.assert_array_equal(
+                per_b["final_loss"].values, grid.sel(**cell, lr_index=tuned).values
+            )
+    # the caption's protocol keeps every optimiser's rate of the homogeneous Hessian at B = 1
+    caption = dataset.sel(protocol="tuned_at_homogeneous_b1")
+    reference = dataset.sel(protocol="tuned_per_batch_size", hessian="homogeneous", batch_size=1)
+    for name in setup.optimizers:
+        np.testing.assert_array_equal(
+            caption["lr"].sel(optimizer=name).values, float(reference["lr"].sel(optimizer=name))
+        )
 
 
-def test_sign_claims_on_a_small_run():
-    setup = q.SignDescentSetup(betas=(0.6, 0.9), runs=4)
+def test_sign_small_run_against_hand_computation(problems):
+    """Each optimiser's (beta, lr) is the smallest mean final loss of its tuning grid, and the
+    recorded loss of its first run equals a hand-computed run with that beta and rate on the
+    rows that run drew (seed 0)."""
+    setup = q.SignDescentSetup(betas=(0.6, 0.9), runs=3, steps=200)
     dataset = q.sign_descent_comparison(setup, command="pytest")
     assert dataset["loss"].dims == ("optimizer", "run", "step")
     assert dataset.sizes["step"] == setup.steps + 1
-    assert not dataset["lr_on_grid_edge"].any()
-    _check_sign_claims(dataset)
+    rows = q.batch_row_weights(9, setup.batch_size, setup.steps, 0).numpy()
+    problem = problems[setup.hessian]
+    for name, optimizer in setup.optimizers.items():
+        tuning = dataset["tuning_loss"].sel(optimizer=name).values  # [beta, lr_index]
+        beta_index, lr_index = _hand_tuned(tuning)
+        lr = float(dataset["lr_grid"].sel(optimizer=name).values[lr_index])
+        beta = setup.betas[beta_index]
+        assert float(dataset["tuned_beta"].sel(optimizer=name)) == beta
+        assert float(dataset["tuned_lr"].sel(optimizer=name)) == pytest.approx(lr)
+        assert float(dataset["final_loss"].sel(optimizer=name).mean("run")) == pytest.approx(
+            tuning[beta_index, lr_index], rel=1e-12
+        )
+        config = dict(optimizer, beta1=beta, beta2=beta)
+        if name == "sgd_momentum":
+            config["dampening"] = beta  # the EMA momentum of seed 003 eq. 1
+        by_hand = _hand_run(problem, config, lr, rows, setup.steps)
+        recorded = float(dataset["loss"].sel(optimizer=name).isel(run=0, step=-1))
+        assert recorded == pytest.approx(by_hand, rel=1e-9)
 
 
 def test_gap_protocol_needs_its_reference_point():
@@ -485,12 +529,12 @@ def test_full_size_datasets_carry_units_and_provenance(toy_workflow):
 
 
 @pytest.mark.slow
-def test_full_size_runs_reproduce_the_claims(toy_workflow):
+def test_full_size_runs_are_tuned_inside_their_grids(toy_workflow):
     results, _ = toy_workflow
     with xr.open_dataset(results / "toy" / "quadratic_gap.nc") as gap:
         assert list(gap["batch_size"].values) == list(range(1, 10))
         assert not gap["lr_on_grid_edge"].any()
-        _check_gap_claims(gap)
     with xr.open_dataset(results / "toy" / "quadratic_sign.nc") as sign:
         assert not sign["lr_on_grid_edge"].any() and not sign["beta_on_grid_edge"].any()
-        _check_sign_claims(sign)
+    with pytest.raises(ValueError, match="batch_size"):
+        q.batch_row_weights(9, 0, 5, seed=0)

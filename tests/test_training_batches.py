@@ -137,3 +137,13 @@ def test_epoch_budget_grows_with_batch_size():
     assert epochs_for_batch(64, 40, 128, 0.5) == 40  # below the reference: the base budget
     assert epochs_for_batch(512, 40, 128, 0.5) == pytest.approx(80)
     assert epochs_for_batch(512, 40, 128, 0.0) == 40
+
+
+def test_batches_stay_on_the_stream_device():
+    """A stream on a non-CPU device (meta: any tensor left on the CPU meets it and raises) gives
+    batches and evaluation windows on that device."""
+    cut = SequenceCut(torch.arange(10000).to("meta"), 64, 0)
+    inputs, targets = cut.batch(torch.arange(4, device="meta"))
+    assert inputs.device.type == targets.device.type == "meta"
+    assert inputs.shape == (4, 64) and targets.shape == (4, 64)
+    assert all(x.device.type == "meta" for batch in cut.eval_batches(50) for x in batch)

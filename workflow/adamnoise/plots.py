@@ -134,7 +134,9 @@ def beta_sweep(
             ax.set_yscale("log")
             _plain_log_labels(ax.yaxis)
             ax.set_xlabel(GREEK[axis])
-            ax.set_ylabel("min. val. perplexity (mean ± s.d. over seeds; band: ± eval. s.e.)")
+            ax.set_ylabel("min. validation perplexity")
+            ax.fill_between([], [], [], color="0.6", alpha=0.3, label="± 1 evaluation s.e.")
+            ax.plot([], [], "o-", color="0.3", label="seed mean ± 1 s.d.; dots: seeds")
 
         ax = axes[1, column]
         cells = best.sel(lr=lr)
@@ -147,7 +149,7 @@ def beta_sweep(
         )  # fmt: skip
         if f"best_{axis}_test" in cells:
             ax.plot(
-                realised, cells[f"best_{axis}_test"].values, "D", color="0.5", ms=6, mfc="none",
+                realised, cells[f"best_{axis}_test"].values, "D", color="0.45", ms=13, mfc="none",
                 label=f"best {GREEK[axis]} by test ppl at the validation-chosen step",
             )  # fmt: skip
         flagged = cells["best_flagged"].values == 1

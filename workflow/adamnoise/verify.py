@@ -55,8 +55,12 @@ class Verdict:
 
 
 def find_runs(results_dir: Path, experiment: str | None = None) -> list[Path]:
-    """Run directories holding both ``run.yaml`` and ``result.nc``, sorted."""
-    pattern = f"{experiment or '*'}/runs/*/run.yaml"
+    """Run directories holding both ``run.yaml`` and ``result.nc``, sorted. ``results_dir`` is
+    the workflow's results directory or one experiment's directory in it (``results/default``)."""
+    if (Path(results_dir) / "runs").is_dir() and experiment is None:
+        pattern = "runs/*/run.yaml"
+    else:
+        pattern = f"{experiment or '*'}/runs/*/run.yaml"
     return sorted(
         p.parent for p in Path(results_dir).glob(pattern) if (p.parent / "result.nc").exists()
     )
