@@ -239,7 +239,10 @@ def write_test_config(workdir: Path) -> Path:
             "checkpoint_every": 5,
             "num_threads": 1,
             "patience": None,
+            "exact_noise_scale": False,  # N = every sequence of the split here: too many passes
         },
+        # one beta2: the sweep figure and the noise scale (a predictions figure needs two)
+        "figures": ["beta2_sweep", "noise_scale"],
         "grid": {
             "batch_size": [8, 16],
             "beta1": [0.9],

@@ -19,6 +19,7 @@ import pytest
 import torch
 import xarray as xr
 import yaml
+from test_training_noise_scale import LinearSamples
 from test_training_support import tiny_run, write_tiny_corpus
 
 from adamnoise.training.batches import SequenceCut, micro_batch_plan
@@ -72,18 +73,6 @@ def test_evaluation_standard_error_over_sequences(corpus):
     _, se_equal = evaluate(model, model, equal, 8, contextlib.nullcontext)
     per_sequence = sums[:-1] / 16
     assert se_equal == pytest.approx(np.std(per_sequence, ddof=1) / math.sqrt(43), rel=1e-9)
-
-
-class LinearSamples(torch.nn.Module):
-    """Per-sequence loss <theta, x_i>: the per-sequence gradient is exactly x_i."""
-
-    def __init__(self, samples: torch.Tensor):
-        super().__init__()
-        self.samples = samples
-        self.theta = torch.nn.Parameter(torch.zeros(samples.shape[1], dtype=torch.float64))
-
-    def forward(self, inputs, targets):
-        return self.samples[inputs] @ self.theta  # [n, 1]
 
 
 def test_exact_noise_scale_of_known_per_sequence_gradients():
@@ -146,11 +135,12 @@ def test_run_records_evaluation_noise_and_the_exact_noise_scale(corpus, tmp_path
         assert np.isfinite(float(ds["test_ppl"])) and float(ds["test_ppl_se"]) > 0
 
 
-def write_run(results, corpus, run_id, **training):
-    """A run of experiment ``e`` trained into RESULTS/e/runs/RUN_ID as the workflow lays it out."""
+def write_run(results, corpus, run_id, lr=1e-2, **training):
+    """A run of experiment ``e`` trained into RESULTS/e/runs/RUN_ID as the workflow lays it out
+    (lr 1e-2: a noisy validation curve)."""
     raw = tiny_run(corpus, **training)
     raw["run_id"] = run_id
-    raw["optimizer"]["lr"] = 1e-2  # a noisy validation curve
+    raw["optimizer"]["lr"] = lr
     run_dir = results / "e" / "runs" / run_id
     run_dir.mkdir(parents=True)
     (run_dir / "run.yaml").write_text(yaml.safe_dump(raw))
@@ -192,3 +182,21 @@ def test_check_stopping_passes_a_run_trained_to_its_cap(corpus, tmp_path, capsys
     assert line.startswith("ok") and "+0.00 %" in line
     assert float(line.split()[6]) == pytest.approx(stored, abs=5e-4)
     assert "0 of 1 moved" in out
+
+
+def test_check_stopping_draws_from_the_flagged_runs(corpus, tmp_path, capsys):
+    """--flagged draws only runs whose best evaluation lies in the last 10 % of their steps: a
+    run still improving at its cap (lr 3e-3, two epochs: its best is its last evaluation) is
+    drawn, the run stopped by patience (best at step 84 of 96) is not."""
+    from adamnoise.check_stopping import is_flagged
+    from adamnoise.cli import main
+
+    results = tmp_path / "results"
+    improving = write_run(results, corpus, "improving", lr=3e-3, epochs=2)
+    stopped = write_run(results, corpus, "stopped", epochs=6, patience=1)
+    assert is_flagged(improving) and not is_flagged(stopped)
+    # still improving at its cap: its budget was too short, and the check says so
+    assert main(["check-stopping", str(results), "--sample", "5", "--flagged"]) == 1
+    out = capsys.readouterr().out
+    checked = [line.split()[1] for line in out.splitlines() if line.startswith(("ok", "MOVED"))]
+    assert "1 of 1 runs" in out and checked == ["improving"]

@@ -232,7 +232,7 @@ def test_editing_one_notebook_reruns_only_that_figure(workflow_run):
 def test_dry_run_shows_the_whole_dag_of_the_default(tmp_path):
     workdir = copy_workflow(tmp_path)
     jobs = planned_jobs(workdir)
-    assert jobs["train"] == 18  # 3 batch sizes x 3 beta2 x 2 seeds
+    assert jobs["train"] == 12  # 2 batch sizes x 2 beta2 x 3 seeds
     for rule in (
         "prepare_offline_corpus",
         "aggregate",

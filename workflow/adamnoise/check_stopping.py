@@ -26,6 +26,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from adamnoise.status import LATE_FRACTION
+
 
 @dataclass(frozen=True)
 class StoppingCheck:
@@ -125,7 +127,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random choice")
     parser.add_argument("--experiment", help="only runs of this experiment")
+    parser.add_argument(
+        "--flagged",
+        action="store_true",
+        help="draw only among runs whose best evaluation is their last or lies in the last "
+        f"{LATE_FRACTION:.0%} of their steps (the runs Table 1 flags)",
+    )
     parser.set_defaults(func=_check_stopping)
+
+
+def is_flagged(run_dir: Path) -> bool:
+    """The run's best evaluation is in the last ``LATE_FRACTION`` of its steps (or is its last)."""
+    import xarray as xr
+
+    with xr.open_dataset(run_dir / "result.nc") as result:
+        steps = int(result.sizes.get("train_step", 0))
+        best = float(result["best_step"])
+    return math.isfinite(best) and steps > 0 and best >= (1 - LATE_FRACTION) * steps
 
 
 def _check_stopping(args: argparse.Namespace) -> int:
@@ -139,10 +157,12 @@ def _check_stopping(args: argparse.Namespace) -> int:
         )
         return 2
     runs = find_runs(args.results_dir, args.experiment)
+    if args.flagged:
+        runs = [run for run in runs if is_flagged(run)]
     if not runs:
         print(
-            f"adamnoise check-stopping: no run with run.yaml and result.nc under "
-            f"{args.results_dir}",
+            f"adamnoise check-stopping: no {'flagged ' if args.flagged else ''}run with run.yaml "
+            f"and result.nc under {args.results_dir}",
             file=sys.stderr,
         )
         return 2

@@ -58,12 +58,9 @@ import warnings
 import numpy as np
 import xarray as xr
 
-from adamnoise.status import STOP_CAP, STOP_CODES
+from adamnoise.status import LATE_FRACTION, STOP_CAP, STOP_CODES
 
 STOP_CAP_CODE = STOP_CODES[STOP_CAP]  # a run that reached its budget
-# a capped run whose best evaluation lies in this last fraction of its steps may not have passed
-# its minimum
-LATE_FRACTION = 0.1
 MIN_SEEDS_FOR_VERDICT = 3
 
 # the "default" value of each beta, the baseline of Table 1's Delta

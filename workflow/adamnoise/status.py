@@ -13,3 +13,7 @@ STOP_PATIENCE, STOP_CAP, STOP_DIVERGED = "patience", "cap", "diverged"
 
 STATUS_CODES = {MISSING: -1, COMPLETED: 0, DIVERGED: 1}
 STOP_CODES = {MISSING: -1, STOP_PATIENCE: 0, STOP_CAP: 1, STOP_DIVERGED: 2}
+
+# a run that reached its cap with its best evaluation in this last fraction of its steps may not
+# have passed its minimum (Table 1's n_late_best; `adamnoise check-stopping --flagged`)
+LATE_FRACTION = 0.1
