@@ -80,7 +80,11 @@ def assert_same_series(a: xr.Dataset, b: xr.Dataset, rtol: float = 0.0):
 
 @pytest.mark.slow  # real training runs
 def test_packed_members_equal_their_single_runs(corpus, tmp_path):
-    raws = [member_raw(corpus, i, b2, seed) for i, (b2, seed) in enumerate(MEMBERS)]
+    # every measurement, the exact B_simple at the best weights included
+    raws = [
+        member_raw(corpus, i, b2, seed, exact_noise_scale=True)
+        for i, (b2, seed) in enumerate(MEMBERS)
+    ]
     outcomes, packed = run_pack(raws, tmp_path, "packed")
     assert [o.status for o in outcomes] == ["completed"] * 3 and outcomes[0].steps == 46
     singles = []
@@ -95,6 +99,7 @@ def test_packed_members_equal_their_single_runs(corpus, tmp_path):
         assert member.attrs["pack_size"] == 3
         # before any update the weights are the single run's: the first evaluation is exact
         assert member["val_loss"].values[0] == single["val_loss"].values[0]
+        assert np.isfinite(float(member["b_simple_exact"])) and float(member["test_ppl"]) > 1
     # the members really differ (their own seed and beta2), so the comparison is not vacuous
     assert not np.allclose(packed[0]["loss"].values, packed[1]["loss"].values, rtol=1e-3)
 
