@@ -185,10 +185,10 @@ def beta_sweep(
         title += f"\nnot drawn: {dropped}"
     if n_flagged or n_late:
         title += (
-            f"\n{n_flagged} run(s) had their best evaluation last (red ×), "
+            f"\n{n_flagged} run(s) had their best evaluation last (red ×);\n"
             f"{n_late} their best in the last {LATE_FRACTION:.0%} of their budget"
         )
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=11)
     return fig
 
 
