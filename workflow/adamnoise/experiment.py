@@ -354,17 +354,6 @@ def validate_experiment(experiment: Experiment, results: str = "results") -> Non
         if section in experiment.config:
             _check_component(prefix, section, experiment.config[section])
     _check_batch_sizes(experiment, prefix)
-    if experiment.pack_size is not None:
-        from adamnoise.training.packing import PACKABLE_OPTIMIZERS
-
-        name = experiment.config["optimizer"]["name"]
-        if name not in PACKABLE_OPTIMIZERS:
-            raise ConfigError(
-                f"{prefix}.pack: optimizer {name!r} cannot be packed (only "
-                f"{', '.join(PACKABLE_OPTIMIZERS)}); remove pack"
-            )
-        if experiment.config["optimizer"].get("grad_clip_norm") is not None:
-            raise ConfigError(f"{prefix}.pack: Gclip (grad_clip_norm) cannot be packed")
     if "budget" in experiment.config and "epochs" in experiment.config.get("training", {}):
         raise ConfigError(f"{prefix}.training.epochs: set by budget.epochs; remove one of them")
     name = experiment.config["optimizer"]["name"]

@@ -58,13 +58,15 @@ class TrainingConfig:
     test_at_best: bool = True
     # B_simple from all N per-sequence gradients at the best weights (N passes; small N only)
     exact_noise_scale: bool = False
-    checkpoint_every: int = 0  # optimiser steps between checkpoints; 0 disables
+    # optimiser steps between checkpoints (kill drills); 0: none. Jobs also checkpoint by the
+    # wall clock (``--checkpoint-minutes``, not part of a run's identity) and on SIGTERM
+    checkpoint_every: int = 0
     divergence_loss: float = 30.0  # training loss above this (or NaN/inf) => status diverged
     # false: a diverged run trains on to its cap, recording every step (seed 004 Fig. 1 reads the
     # max-update of runs in B-, whose loss may blow up, at every step to the end); the result
     # still says it diverged and at which step (attrs diverged_at_step, steps_after_divergence)
     stop_on_divergence: bool = True
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | meta (a value-less dry run of the device path)
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     tf32: bool = False
     compile: bool = False
@@ -85,7 +87,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     if f.default is not dataclasses.MISSING
 }
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "meta")
 PRECISIONS = ("fp32", "bf16")
 
 
