@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from adamnoise.config_tree import build_dataclass
+from adamnoise.config_tree import build_dataclass, coerce
 from adamnoise.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -110,17 +111,16 @@ class OptimizerConfig:
                     f"optimizer.{key}",
                     f"not a parameter of {cls.name!r}; allowed: {sorted(allowed)}",
                 )
-        try:
-            return build_dataclass(cls, params, "optimizer.")
-        except ConfigError as error:  # a wrong type: say what the value must be
-            key = error.key.removeprefix("optimizer.")
-            if key not in params:
-                raise
-            value = params[key]
-            fields = {f.name: f for f in dataclasses.fields(cls)}
-            type_rule = fields[key].metadata["type_rule"]
-            hint = YAML_HINT if type_rule == NUMBER and isinstance(value, str) else ""
-            raise ConfigError(f"optimizer.{key}", f"{type_rule}, got {value!r}{hint}") from None
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        for key, value in params.items():  # a wrong type: say what the value must be
+            try:
+                coerce(hints[key], value, f"optimizer.{key}")
+            except ConfigError:
+                type_rule = fields[key].metadata["type_rule"]
+                hint = YAML_HINT if type_rule == NUMBER and isinstance(value, str) else ""
+                raise ConfigError(f"optimizer.{key}", f"{type_rule}, got {value!r}{hint}") from None
+        return build_dataclass(cls, params, "optimizer.")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
