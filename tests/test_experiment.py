@@ -5,7 +5,9 @@ import copy
 import pytest
 import yaml
 
-from adamnoise.experiment import ConfigError, Experiment, GridPoint, load_experiments
+from adamnoise.errors import ConfigError
+from adamnoise.experiment import Experiment, GridPoint
+from adamnoise.workflow_config import load_experiments
 
 BASE = yaml.safe_load(
     """
@@ -194,7 +196,7 @@ def test_every_run_id_matches_the_workflow_pattern():
 
     import yaml
 
-    from adamnoise.experiment import RUN_ID_PATTERN, load_experiments
+    from adamnoise.experiment import RUN_ID_PATTERN
 
     repo = Path(__file__).resolve().parents[1]
     base = yaml.safe_load((repo / "config" / "config.yaml").read_text())
