@@ -66,6 +66,16 @@ def test_names_and_paths_that_a_shell_would_misread_fail_before_any_job(tmp_path
     assert not (workdir / "x").exists()
 
 
+@pytest.mark.parametrize("word", ["false", "true"])
+def test_a_boolean_given_on_the_command_line_is_read_as_one(tmp_path, word):
+    """`--config toy_quadratics=false` arrives as the string "false" (Snakemake reads only
+    True/False); the Snakefile reads it as the boolean the schema asks for."""
+    workdir = copy_workflow(tmp_path / "wf")
+    jobs = planned_jobs(workdir, *DEFAULT_CONFIG, "--config", f"toy_quadratics={word}")
+    toy_jobs = [rule for rule in jobs if "toy" in rule]
+    assert bool(toy_jobs) == (word == "true"), jobs
+
+
 TINY_TRAINING = {  # keys deliberately not in sorted order: a sorted dump reorders them
     "micro_batch_size": 4,
     "epochs": 1,
