@@ -147,7 +147,7 @@ RULES_ACROSS_KEYS = [  # (changes, key named): each a config the schema accepts
                          "points": 4}}}, "tie_betas"),
     ({"optimizer.lr": 0.1}, "optimizer.lr"),
     ({"training.seed": 1}, "training.seed"),
-    ({"optimizer": {"name": "lion"}}, "optimizer.name"),
+    ({"optimizer": {"name": "no-such-optimizer"}}, "optimizer.name"),
     ({"optimizer": {"name": "adam", "momentum": 0.9}}, "optimizer.momentum"),
     ({"optimizer": {"name": "sgd"}, "grid.beta2": [0.9, 0.99]}, "grid.beta2"),
     ({"model": {"preset": "gpt-huge"}}, "model"),
