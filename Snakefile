@@ -4,6 +4,7 @@ import os
 
 from snakemake.utils import min_version, validate
 
+from adamnoise.config_schema import coerce_cli_booleans
 from adamnoise.io import load_yaml
 
 min_version("9.0")
@@ -19,6 +20,9 @@ except ValueError as error:
 configfile: "config/config.yaml"
 
 
+# `snakemake --config toy_quadratics=false` passes the string "false" (Snakemake reads only
+# True/False as booleans): where the schema wants a boolean, true/false/yes/no/on/off become one
+coerce_cli_booleans(config)
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

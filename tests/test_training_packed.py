@@ -328,11 +328,13 @@ def test_workflow_plans_one_job_per_pack_and_trains_a_pack(tmp_path):
     # 2 batch sizes x 6 runs in packs of <= 4: 4 + 2 per batch size
     # one rule per pack, whose outputs are its members' results
     packs = {rule: count for rule, count in jobs.items() if rule.startswith("train_pack_")}
-    assert sorted(packs) == [f"train_pack_smallest_bs{b}_p{i}" for b in (16, 8) for i in (0, 1)]
+    assert sorted(packs) == [
+        f"train_pack_smallest_bs{b}_lr0p001_p{i}" for b in (16, 8) for i in (0, 1)
+    ]
     assert set(packs.values()) == {1} and "train" not in jobs and jobs["run_config"] == 12
 
-    snakemake(workdir, "results/smallest/packs/bs8_p1.done", "--configfile", str(config))
-    marker = workdir / "results/smallest/packs/bs8_p1.done"
+    snakemake(workdir, "results/smallest/packs/bs8_lr0p001_p1.done", "--configfile", str(config))
+    marker = workdir / "results/smallest/packs/bs8_lr0p001_p1.done"
     listed = marker.read_text().split()
     assert len(listed) == 2
     for result in listed:

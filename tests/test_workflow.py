@@ -297,7 +297,7 @@ def test_every_shipped_config_is_valid():
     """config/*.yaml and config/seeds/*.yaml, each merged over the default as --configfile does."""
     from snakemake.utils import validate
 
-    from adamnoise.experiment import load_experiments
+    from adamnoise.workflow_config import load_experiments
 
     default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     shipped = sorted((REPO / "config").glob("*.yaml")) + sorted(

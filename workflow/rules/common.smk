@@ -6,18 +6,20 @@ from snakemake.logging import logger
 
 from adamnoise import comparison as cmp
 from adamnoise.data import corpus
+from adamnoise.errors import ConfigError
 from adamnoise import experiment as ex
 from adamnoise import figures as fig
+from adamnoise import workflow_config
 
 try:
-    EXPERIMENTS = ex.load_experiments(config)
+    EXPERIMENTS = workflow_config.load_experiments(config)
     COMPARISONS = cmp.load_comparisons(config, EXPERIMENTS)
     SWEEP_WARNINGS = [
         warning
         for name in config["active"]
-        for warning in ex.one_value_sweeps(EXPERIMENTS[name])
+        for warning in workflow_config.one_value_sweeps(EXPERIMENTS[name])
     ]
-except (ex.ConfigError, cmp.ComparisonError) as error:
+except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 for warning in SWEEP_WARNINGS:
     logger.warning(f"config: {warning}")

@@ -15,7 +15,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from adamnoise.optim.configs import INIT_CHOICES, OPTIMIZERS, OptimizerConfig, fail
+from adamnoise.errors import ConfigError
+from adamnoise.optim.configs import INIT_CHOICES, OPTIMIZERS, OptimizerConfig
 
 if TYPE_CHECKING:
     import torch
@@ -50,17 +51,19 @@ OPTIMIZER_PARAMETERS: dict[str, set[str]] = {
 def optimizer_config(cfg: dict[str, Any]) -> OptimizerConfig:
     """The validated configuration object of an optimiser section.
 
-    Raises ValueError naming the offending key (``optimizer.<key>``) and, for unknown names and
+    Raises ``ConfigError`` naming the offending key (``optimizer.<key>``) and, for unknown names and
     keys, the allowed values.
     """
     if not isinstance(cfg, dict):
-        raise ValueError(f"optimizer: expected a mapping, got {cfg!r}")
+        raise ConfigError("optimizer", f"expected a mapping, got {cfg!r}")
     for key in REQUIRED_KEYS:
         if key not in cfg:
-            raise fail(key, "required key is missing")
+            raise ConfigError(f"optimizer.{key}", "required key is missing")
     name = cfg["name"]
     if name not in OPTIMIZERS:
-        raise fail("name", f"unknown optimizer {name!r}; allowed: {sorted(OPTIMIZERS)}")
+        raise ConfigError(
+            "optimizer.name", f"unknown optimizer {name!r}; allowed: {sorted(OPTIMIZERS)}"
+        )
     return OPTIMIZERS[name].from_dict(cfg)
 
 

@@ -69,7 +69,8 @@ def register(subparsers) -> None:
 
 
 def run_train_pack(args: argparse.Namespace) -> int:
-    from adamnoise.training.config import ConfigError, load_run_config
+    from adamnoise.errors import ConfigError
+    from adamnoise.training.config import load_run_config
 
     if len(args.run_configs) != len(args.out):
         print(
@@ -109,7 +110,8 @@ def run_train_pack(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     # config first: a wrong key is reported before torch is imported
-    from adamnoise.training.config import ConfigError, load_run_config
+    from adamnoise.errors import ConfigError
+    from adamnoise.training.config import load_run_config
 
     try:
         config = load_run_config(args.run_config)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from adamnoise.training.config import ConfigError, RunConfig, config_differences
+from adamnoise.errors import ConfigError
+from adamnoise.training.config import RunConfig, config_differences
 
 # the dotted config keys in which the members of a pack may differ
 PACKABLE_KEYS = (

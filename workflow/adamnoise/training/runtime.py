@@ -61,9 +61,12 @@ def total_steps_of(epochs: float, steps_per_epoch: int, max_steps: int | None) -
 
 @contextlib.contextmanager
 def blame(key: str, errors: tuple[type[Exception], ...]) -> Iterator[None]:
-    """Report another concern's rejection of its config section as a ConfigError on ``key``."""
+    """Report another concern's rejection of its config section as a ConfigError on ``key``
+    (one that is a ConfigError already names its key)."""
     try:
         yield
+    except ConfigError:
+        raise
     except errors as exc:
         raise ConfigError(key, str(exc)) from exc
 
