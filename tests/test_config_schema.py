@@ -155,7 +155,6 @@ RULES_ACROSS_KEYS = [  # (changes, key named): each a config the schema accepts
     ({"training": {"epochs": "many"}}, "training.epochs"),
     ({"grid.batch_size": [10**6]}, "grid.batch_size"),
     ({"train_sequences": 10**9}, "train_sequences"),
-    ({"pack": 2, "optimizer": {"name": "sgd"}, "grid.beta2": [0.9]}, "pack"),
     ({"budget": {"epochs": 1, "reference_batch_size": 8, "exponent": 0.5},
       "training": {"epochs": 2}}, "training.epochs"),
 ]  # fmt: skip

@@ -290,7 +290,7 @@ def test_divergence_survives_a_resume(corpus, tmp_path):
     trainer.history.diverged_at_step = 1  # as run() records it
     trainer.save_checkpoint()
     resumed = Trainer(config, out, resume=True, progress_stream=io.StringIO())
-    outcome = resumed.run()
+    (outcome,) = resumed.run()
     with xr.open_dataset(out) as ds:
         assert outcome.status == ds.attrs["status"] == "diverged"
         assert ds.attrs["diverged_at_step"] == 1 and ds.sizes["train_step"] == 23

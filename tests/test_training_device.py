@@ -37,7 +37,7 @@ def meta_raw(corpus, run_id: str = "meta", seed: int = 0, dropout: float = 0.0, 
     )  # fmt: skip
     raw["run_id"] = run_id
     raw["model"]["dropout"] = dropout
-    raw["data"]["train_sequences"] = 24  # the exact B_simple takes one pass per sequence
+    raw["data"]["train_sequences"] = 48  # the exact B_simple takes one pass per sequence
     return raw
 
 
@@ -46,13 +46,13 @@ def on_meta(tensors) -> bool:
 
 
 def train_with_resume(configs, outs, tmp_path) -> Trainer:
-    """Three steps, a checkpoint, a resume in a new trainer, then the run to its end."""
+    """Two steps, a checkpoint, a resume in a new trainer, then the run to its end (6 steps)."""
     first = Trainer(configs, outs, progress_stream=io.StringIO())
-    for _ in range(3):
+    for _ in range(2):
         first.train_step()
     first.save_checkpoint()
     resumed = Trainer(configs, outs, resume=True, progress_stream=io.StringIO())
-    assert resumed.step == 3
+    assert resumed.step == 2 and resumed.total_steps == 6
     resumed.run()
     assert not checkpoint_file(resumed.checkpoint_dir).exists()
     return resumed

@@ -237,6 +237,9 @@ def test_a_killed_snakemake_resumes_with_the_same_command(tmp_path):
         snakemake(workdir, "--unlock", *args)
     snakemake(workdir, *args)  # without rerun-incomplete: "IncompleteFilesException"
     assert "== attempt at" in log.read_text()
+    # the declared log was replaced by the rerun; LOG.attempts kept the killed attempt too
+    attempts = log.with_name(log.name + ".attempts").read_text()
+    assert attempts.count("== attempt at") == 2, attempts
     assert planned_jobs(workdir, *args) == {}
 
 
