@@ -405,3 +405,26 @@ def test_every_registered_optimizer_has_a_reference_test(name):
         module, _, function = test.rpartition(".")
         tests = vars(test_optim) if module else globals()
         assert callable(tests.get(function)), f"{test} does not exist"
+
+
+@pytest.mark.parametrize("name, weight_decay", [("adam", 0.0), ("adam", 0.1), ("adamw", 0.1)])
+def test_the_fused_kernel_the_trainer_takes_on_cuda_is_our_adam(name, weight_decay):
+    """build_optimizer(fused=True) (single runs on CUDA) against our Adam, on torch's CPU fused
+    kernel; the ablations and Gclip keep ours."""
+    cfg = {"name": name, "lr": 3e-2, "beta1": 0.9, "beta2": 0.99, "eps": 1e-6,
+           "weight_decay": weight_decay}  # fmt: skip
+    fused_params = [torch.nn.Parameter(p) for p in initial_params()]
+    fused = build_optimizer(fused_params, cfg, fused=True)
+    assert fused.defaults["fused"] and fused.last_step_stats == {}
+    for t in range(1, STEPS + 1):
+        for p, g in zip(fused_params, grads_at(list(fused_params), t), strict=True):
+            p.grad = g
+        fused.step()
+    ours, _ = run_ours(cfg)
+    for a, b in zip(fused_params, ours, strict=True):
+        assert_close(a.detach(), b, rtol=1e-5, atol=1e-6)
+    for ablation in ({"bias_correction": False}, {"grad_clip_norm": 1.0}):
+        kept = build_optimizer(
+            [torch.nn.Parameter(torch.zeros(2))], {**cfg, **ablation}, fused=True
+        )
+        assert not getattr(kept, "defaults", {}).get("fused"), ablation

@@ -49,7 +49,10 @@ class SequentialEngine:
         for config, (model, stream) in zip(configs, models, strict=True):
             params = [p for p in model.parameters() if p.requires_grad]
             with blame("optimizer", (ValueError, TypeError)):
-                optimizer = build_optimizer(params, dict(config.optimizer))
+                # on CUDA plain Adam takes torch's fused kernel (optim/factory.py)
+                optimizer = build_optimizer(
+                    params, dict(config.optimizer), fused=device.type == "cuda"
+                )
             optimizer.stats_on_device = True  # fetched with the step's one synchronisation
             with blame("schedule", (ValueError, TypeError)):
                 schedule = build_schedule(dict(config.schedule), total_steps)
@@ -67,6 +70,8 @@ class SequentialEngine:
                 )
             )
         self.num_parameters = sum(p.numel() for p in models[0][0].parameters())
+        fused = any(getattr(s.optimizer, "defaults", {}).get("fused") for s in self.slots)
+        self.optimizer_kernel = "torch-fused" if fused else "adamnoise"
         self._no_clip = torch.zeros((), device=device)
         self._unknown_clip = torch.full((), float("nan"), device=device)
 

@@ -128,6 +128,7 @@ class StackedEngine:
     """The members as rows of one stacked model (module docstring); trainer.py's interface."""
 
     kind = "stacked"
+    optimizer_kernel = "adamnoise-stacked"
 
     def __init__(self, configs, models, device, autocast, total_steps: int):
         from torch.func import stack_module_state

@@ -478,6 +478,7 @@ class Trainer:
             num_parameters=self.engine.num_parameters,
             device=self.device,
         )
+        attrs["optimizer_kernel"] = self.engine.optimizer_kernel
         if self.is_pack:
             attrs["pack_size"] = len(self.members)
             attrs["pack_index"] = index
