@@ -48,6 +48,8 @@ def stackable(configs, model: torch.nn.Module) -> str | None:
         return "a single run"
     if has_dropout(model):
         return "dropout: each run draws its own masks in sequence"
+    if getattr(model, "loss_chunk_tokens", None):
+        return "loss_chunk_tokens: activation checkpointing does not run under vmap"
     if configs[0].training.compile:
         return "compile: each run's model is compiled in sequence"
     for config in configs:
