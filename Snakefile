@@ -4,6 +4,7 @@ import os
 
 from snakemake.utils import min_version, validate
 
+from adamnoise.figures import config_schema_file
 from adamnoise.io import load_yaml
 
 min_version("9.0")
@@ -19,7 +20,11 @@ except ValueError as error:
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# the figure names a config may list are injected from the registry (adamnoise.figures)
+with config_schema_file(
+    f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+) as schema:
+    validate(config, schema)
 
 
 include: "workflow/rules/common.smk"

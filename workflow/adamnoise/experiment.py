@@ -44,8 +44,6 @@ GRID_AXES = ("batch_size", "beta1", "beta2", "lr", "seed")
 # the aggregate's dimension of a curve of (beta1, beta2) pairs: the index of the point on the curve
 CURVE_DIM = "point"
 CURVE_KEYS = ("through", "beta1_range", "points")  # keys of grid.betas.normal_curve
-# the figures that read an aggregate with a point dimension (the others take a beta1/beta2 axis)
-CURVE_FIGURES = ("stability", "noise_scale")
 FULL_BATCH = "full"  # grid value of batch_size meaning b = N (one batch per epoch)
 BUDGET_KEYS = ("epochs", "reference_batch_size", "exponent")
 BETA_AXES = ("beta1", "beta2")
@@ -290,15 +288,16 @@ def one_value_sweeps(experiment: Experiment) -> list[str]:
     """Warnings for figures that sweep a beta axis with a single value (a degenerate figure),
     each naming the key. A predictions figure cannot be computed from one value: that is a
     ``ConfigError`` instead."""
-    from adamnoise.figures import SWEEP_AXIS
+    from adamnoise.figures import FIGURES
 
     warnings = []
     for figure in experiment.figures:
-        axis = SWEEP_AXIS.get(figure)
-        if axis is None or len(experiment.axis_values(axis)) > 1:
+        spec = FIGURES.get(figure)
+        if spec is None or spec.axis is None or len(experiment.axis_values(spec.axis)) > 1:
             continue
+        axis = spec.axis
         key = f"experiments.{experiment.name}.grid.{axis}"
-        if figure.endswith("_predictions"):
+        if spec.needs_sweep:
             raise ConfigError(
                 f"{key}: one value; figure {figure!r} compares predictions of the best {axis} "
                 "across a sweep: give two values or more, or remove the figure"
@@ -449,6 +448,8 @@ def _check_beta_curve(experiment: Experiment, prefix: str) -> None:
                 "longer section"
             )
         seen[name] = index
+    from adamnoise.figures import CURVE_FIGURES
+
     for figure in experiment.figures:
         if figure not in CURVE_FIGURES:
             raise ConfigError(
