@@ -156,6 +156,17 @@ def test_input_paths_and_papermill_arguments():
     }
 
 
+def test_adamnoise_figures_lists_the_registry(capsys):
+    from adamnoise.cli import main
+
+    assert main(["figures"]) == 0
+    out = capsys.readouterr().out
+    for name, figure in FIGURES.items():
+        assert f"{name}  [{figure.scope}]  notebooks/{figure.notebook}" in out
+    assert main(["figures", "--scope", "toy"]) == 0
+    assert capsys.readouterr().out.count("[toy]") == len(figures.names("toy"))
+
+
 def test_a_bad_entry_is_refused():
     with pytest.raises(ValueError, match="scope"):
         Figure("x", "x.ipynb", "x", scope="paper")

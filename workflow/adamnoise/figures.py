@@ -291,3 +291,26 @@ def config_schema_file(source: str | os.PathLike) -> Iterator[str]:
         path = Path(directory) / Path(source).name
         path.write_text(yaml.safe_dump(schema, sort_keys=False))
         yield str(path)
+
+
+def register(subparsers) -> None:
+    """``adamnoise figures``: the registry as a table (what a config may list, and where)."""
+    command = subparsers.add_parser(
+        "figures",
+        help="the registered report figures: name, scope, notebook, inputs, what it shows",
+    )
+    command.add_argument("--scope", choices=SCOPES, default=None, help="only this scope")
+    command.set_defaults(func=_list_figures)
+
+
+def _list_figures(args) -> int:
+    for scope in SCOPES if args.scope is None else (args.scope,):
+        for name in names(scope):
+            figure = FIGURES[name]
+            files = [
+                *figure.inputs.values(),
+                *(f"each {f}" for f in figure.experiment_inputs.values()),
+            ]
+            print(f"{name}  [{scope}]  notebooks/{figure.notebook}  reads: {', '.join(files)}")
+            print(f"    {figure.description}")
+    return 0
