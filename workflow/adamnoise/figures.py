@@ -97,7 +97,7 @@ def _predictions(axis: str) -> Figure:
         inputs={
             "predictions_path": f"predictions_{axis}.nc",
             "table_path": f"predictions_{axis}.csv",
-            "summary_path": f"predictions_{axis}_summary.csv",
+            "summary_path": f"regret_summary_{axis}.csv",
         },
         parameters={"axis": axis},
         axis=axis,

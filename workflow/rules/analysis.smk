@@ -51,7 +51,7 @@ rule predictions:
             category="{experiment}",
             caption="../report/predictions.rst",
         ),
-        summary=f"{RESULTS}/{{experiment}}/predictions_{{axis}}_summary.csv",
+        summary=f"{RESULTS}/{{experiment}}/regret_summary_{{axis}}.csv",
     log:
         f"{RESULTS}/{{experiment}}/logs/predictions_{{axis}}.log",
     wildcard_constraints:
