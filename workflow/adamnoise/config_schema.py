@@ -41,8 +41,11 @@ _TYPE_WORDS = {
 
 @functools.cache
 def workflow_schema() -> dict[str, Any]:
-    """The schema, parsed (cached: do not modify it)."""
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The schema, parsed, with the figure names injected from the registry (``adamnoise
+    .figures.config_schema``; cached: do not modify it)."""
+    from adamnoise.figures import config_schema
+
+    return config_schema(yaml.safe_load(SCHEMA_PATH.read_text()))
 
 
 def check_schema(config: Any, schema: dict[str, Any] | None = None) -> None:

@@ -48,8 +48,6 @@ from adamnoise.training.epochs import epochs_for_batch, mean_batch_size, sequenc
 GRID_AXES = ("batch_size", "beta1", "beta2", "lr", "seed")
 # the aggregate's dimension of a curve of (beta1, beta2) pairs: the index of the point on the curve
 CURVE_DIM = "point"
-# the figures that read an aggregate with a point dimension (the others take a beta1/beta2 axis)
-CURVE_FIGURES = ("stability", "noise_scale")
 FULL_BATCH = "full"  # grid value of batch_size meaning b = N (one batch per epoch)
 BUDGET_KEYS = ("epochs", "reference_batch_size", "exponent")
 BETA_AXES = ("beta1", "beta2")

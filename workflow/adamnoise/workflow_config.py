@@ -23,7 +23,6 @@ from adamnoise.data.corpus import CORPORA
 from adamnoise.errors import ConfigError
 from adamnoise.experiment import (
     BETA_AXES,
-    CURVE_FIGURES,
     FULL_BATCH,
     GRID_OWNED,
     Experiment,
@@ -31,7 +30,7 @@ from adamnoise.experiment import (
     format_value,
     optimizer_betas,
 )
-from adamnoise.figures import SWEEP_AXIS
+from adamnoise.figures import CURVE_FIGURES, FIGURES
 from adamnoise.models.presets import resolve_model_config
 from adamnoise.optim.factory import resolve_optimizer_config
 from adamnoise.schedules import resolve_schedule_config
@@ -72,11 +71,12 @@ def one_value_sweeps(experiment: Experiment) -> list[str]:
     ``ConfigError`` instead."""
     warnings = []
     for figure in experiment.figures:
-        axis = SWEEP_AXIS.get(figure)
-        if axis is None or len(experiment.axis_values(axis)) > 1:
+        spec = FIGURES.get(figure)
+        if spec is None or spec.axis is None or len(experiment.axis_values(spec.axis)) > 1:
             continue
+        axis = spec.axis
         key = f"experiments.{experiment.name}.grid.{axis}"
-        if figure.endswith("_predictions"):
+        if spec.needs_sweep:
             raise ConfigError(
                 key,
                 f"one value; figure {figure!r} compares predictions of the best {axis} "
