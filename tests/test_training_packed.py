@@ -120,6 +120,34 @@ def test_diverging_member_leaves_the_others_unchanged(corpus, tmp_path):
         assert_same_series(wild_results[index], calm_results[index])
 
 
+def test_a_shrunk_stack_resumes_from_its_checkpoint(corpus, tmp_path):
+    """Member 1 diverges and leaves the stack; a checkpoint then, resumed in a new process-like
+    trainer, finishes every member as the uninterrupted pack does."""
+    from adamnoise.training.progress import Progress
+
+    raws = [member_raw(corpus, i, b2, seed, epochs=1) for i, (b2, seed) in enumerate(MEMBERS)]
+    raws[1] = member_raw(corpus, 1, MEMBERS[1][0], MEMBERS[1][1], lr=50.0, epochs=1)
+    configs = [RunConfig.from_dict(r) for r in raws]
+    outs = [tmp_path / f"r{i}.nc" for i in range(3)]
+    trainer = Trainer(configs, outs, progress_stream=io.StringIO())
+    progress = Progress("pack", trainer.total_steps, 1, stream=io.StringIO())
+    for index in range(3):
+        trainer._evaluate_and_record(index, progress)  # as run() starts
+    steps_after = 0
+    while steps_after < 2:  # until two steps of the shrunk stack
+        steps_after += not trainer.members[1].active
+        for index, loss, diverged in trainer.train_step():
+            trainer._after_step(index, loss, diverged, progress, lambda index: 0.0)
+    assert trainer.engine.rows == [0, 2]
+    trainer.save_checkpoint()
+    resumed = Trainer(configs, outs, resume=True, progress_stream=io.StringIO())
+    assert resumed.engine.rows == [0, 2] and not resumed.members[1].active
+    resumed.run()
+    _, whole = run_pack(raws, tmp_path, "whole")
+    for out, uninterrupted in zip(outs, whole, strict=True):
+        assert_same_series(load(out), uninterrupted)
+
+
 def test_a_stopped_member_leaves_the_stack(corpus):
     raws = [member_raw(corpus, i, b2, seed, epochs=1) for i, (b2, seed) in enumerate(MEMBERS)]
     trainer = Trainer([RunConfig.from_dict(r) for r in raws], ["a.nc", "b.nc", "c.nc"],
