@@ -17,7 +17,6 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import pytest
 import torch
 import xarray as xr
 import yaml
-from test_training_support import tiny_run, write_tiny_corpus
+from test_training_support import adamnoise, tiny_run, write_tiny_corpus
 
 from adamnoise.training.checkpoint import checkpoint_file, load_checkpoint
 from adamnoise.training.config import ConfigError, RunConfig
@@ -279,18 +278,6 @@ def test_unpackable_runs_are_refused_naming_the_key(corpus):
         check_packable([RunConfig.from_dict(base), RunConfig.from_dict(sgd)])
     # seed, lr and betas may differ
     check_packable([RunConfig.from_dict(base), RunConfig.from_dict(member_raw(corpus, 1, 0.9, 3))])
-
-
-def adamnoise(*args) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "adamnoise", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 @pytest.mark.slow  # real training runs

@@ -8,6 +8,9 @@ that an epoch takes a fraction of a second with the ``gpt-tiny`` model.
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +88,17 @@ def test_tiny_corpus_is_loadable_real_text(tmp_path):
     assert corpus.valid.numel() == VALID_CHARS
     assert corpus.test.numel() == TEST_CHARS
     assert " the " in corpus.decode(corpus.train)
+
+
+def adamnoise(*args, **kwargs) -> subprocess.Popen:
+    """``python -m adamnoise ARGS`` from the repository, one torch thread, output captured."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "adamnoise", *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )

@@ -6,10 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import pytest
 import torch
 import xarray as xr
 import yaml
-from test_training_support import tiny_run, write_tiny_corpus
+from test_training_support import adamnoise, tiny_run, write_tiny_corpus
 
 from adamnoise.training.checkpoint import checkpoint_file, load_checkpoint
 from adamnoise.training.config import ConfigError, RunConfig
@@ -216,19 +213,6 @@ def test_progress_bar_on_a_terminal(corpus, tmp_path):
 def write_config(path: Path, raw: dict) -> Path:
     path.write_text(yaml.safe_dump(raw))
     return path
-
-
-def adamnoise(*args, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "adamnoise", *args],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
 
 
 def test_cli_config_error_names_the_key(tmp_path):

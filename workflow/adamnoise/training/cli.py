@@ -69,9 +69,6 @@ def register(subparsers) -> None:
 
 
 def run_train_pack(args: argparse.Namespace) -> int:
-    from adamnoise.errors import ConfigError
-    from adamnoise.training.config import load_run_config
-
     if len(args.run_configs) != len(args.out):
         print(
             f"adamnoise train-pack: {len(args.run_configs)} run configs but {len(args.out)} "
@@ -79,61 +76,47 @@ def run_train_pack(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    configs = []
-    for path in args.run_configs:
-        try:
-            configs.append(load_run_config(path))
-        except (ConfigError, OSError) as exc:
-            print(f"adamnoise train-pack: invalid run config {path}: {exc}", file=sys.stderr)
-            return 2
-
-    from adamnoise.training.trainer import PREEMPTED_EXIT_STATUS, Preempted, train_pack
-
-    try:
-        outcomes = train_pack(
-            configs,
-            args.out,
-            checkpoint_dir=args.checkpoint_dir,
-            resume=args.resume,
-            checkpoint_minutes=args.checkpoint_minutes,
-        )
-    except ConfigError as exc:
-        print(f"adamnoise train-pack: {exc}", file=sys.stderr)
-        return 2
-    except Preempted as exc:
-        print(f"adamnoise train-pack: {exc}", file=sys.stderr)
-        return PREEMPTED_EXIT_STATUS
-    for config, outcome in zip(configs, outcomes, strict=True):
-        print(f"{config.run_id}: {outcome.status} after {outcome.steps} steps -> {outcome.out}")
-    return 0
+    return _train_job("train-pack", args.run_configs, args.out, args)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    # config first: a wrong key is reported before torch is imported
+    return _train_job("train", [args.run_config], [args.out], args)
+
+
+def _train_job(command: str, run_configs: list[str], outs: list[str], args) -> int:
+    """Load the run configs (a wrong key is reported before torch is imported), train the job
+    (one run, or a pack) and print each run's outcome; exit status 2 for a bad config, 143 after
+    SIGTERM (checkpointed)."""
     from adamnoise.errors import ConfigError
     from adamnoise.training.config import load_run_config
 
-    try:
-        config = load_run_config(args.run_config)
-    except (ConfigError, OSError) as exc:
-        print(f"adamnoise train: invalid run config {args.run_config}: {exc}", file=sys.stderr)
-        return 2
+    configs = []
+    for path in run_configs:
+        try:
+            configs.append(load_run_config(path))
+        except (ConfigError, OSError) as exc:
+            print(f"adamnoise {command}: invalid run config {path}: {exc}", file=sys.stderr)
+            return 2
 
-    from adamnoise.training.trainer import PREEMPTED_EXIT_STATUS, Preempted, train
+    from adamnoise.training.trainer import PREEMPTED_EXIT_STATUS, Preempted, train, train_pack
 
+    job = dict(
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume,
+        checkpoint_minutes=args.checkpoint_minutes,
+    )
     try:
-        outcome = train(
-            config,
-            args.out,
-            checkpoint_dir=args.checkpoint_dir,
-            resume=args.resume,
-            checkpoint_minutes=args.checkpoint_minutes,
-        )
+        if command == "train":
+            outcomes = [train(configs[0], outs[0], **job)]
+        else:
+            outcomes = train_pack(configs, outs, **job)
     except ConfigError as exc:
-        print(f"adamnoise train: {args.run_config}: {exc}", file=sys.stderr)
+        where = f"{run_configs[0]}: " if command == "train" else ""
+        print(f"adamnoise {command}: {where}{exc}", file=sys.stderr)
         return 2
     except Preempted as exc:
-        print(f"adamnoise train: {exc}", file=sys.stderr)
+        print(f"adamnoise {command}: {exc}", file=sys.stderr)
         return PREEMPTED_EXIT_STATUS
-    print(f"{config.run_id}: {outcome.status} after {outcome.steps} steps -> {outcome.out}")
+    for config, outcome in zip(configs, outcomes, strict=True):
+        print(f"{config.run_id}: {outcome.status} after {outcome.steps} steps -> {outcome.out}")
     return 0
