@@ -23,6 +23,7 @@ CONCERNS = (
     "adamnoise.verify",
     "adamnoise.check_stopping",
     "adamnoise.power",
+    "adamnoise.plan",
 )
 
 
