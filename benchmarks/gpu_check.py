@@ -243,17 +243,22 @@ def max_relative_difference(a: dict[str, Any], b: dict[str, Any]) -> float:
 
 class DeviceAudit(TorchDispatchMode):
     """Counts aten ops by where their tensors live, for a run on ``device`` (``cuda``; any device
-    type in the tests): ops computing on host floating-point tensors of more than one element
-    (parameters, activations or optimiser state left on the host: a failure), ops on host integer
-    tensors (index bookkeeping, reported), host-to-device and device-to-host copies and scalar
-    reads of device tensors (each a synchronisation)."""
+    type in the tests). Once the device computes (its first matmul or embedding: the models are
+    built on the host before that), an op computing on a host floating-point tensor of more than
+    one element (weights, activations or optimiser state left on the host, per-step constants
+    built there) is a failure (``host_float``); ops on host integer tensors (index bookkeeping,
+    ``host_index``), host-to-device and device-to-host copies and scalar reads of device tensors
+    (each a synchronisation) are counted. Host work before that is setup (``setup_host_ops``)."""
 
     COPIES = ("_to_copy", "copy_")
+    DEVICE_WORK = ("mm", "addmm", "bmm", "embedding", "matmul", "linear")
 
     def __init__(self, device: str):
         super().__init__()
         self.device = device
         self.ops = 0
+        self.computing = False
+        self.setup_host_ops = 0
         self.host_float: Counter[str] = Counter()
         self.host_index: Counter[str] = Counter()
         self.h2d = 0
@@ -270,6 +275,8 @@ class DeviceAudit(TorchDispatchMode):
         host = [t for t in inputs if t.device.type == "cpu" and t.numel() > 1]
         on_device = any(t.device.type == self.device for t in inputs)
         out_device = any(t.device.type == self.device for t in outputs)
+        if name in self.DEVICE_WORK and on_device:
+            self.computing = True
         if name in self.COPIES and on_device and not out_device:
             self.d2h += 1
         elif name in self.COPIES and out_device and not on_device:
@@ -277,10 +284,12 @@ class DeviceAudit(TorchDispatchMode):
         elif name == "_local_scalar_dense":
             self.scalar_reads += on_device
         elif host and self.device != "cpu":
-            counter = (
-                self.host_float if any(t.is_floating_point() for t in host) else self.host_index
-            )
-            counter[name] += 1
+            if not self.computing:
+                self.setup_host_ops += 1
+            elif any(t.is_floating_point() for t in host):
+                self.host_float[name] += 1
+            else:
+                self.host_index[name] += 1
         return out
 
 
@@ -322,6 +331,7 @@ def check_device(report: Report, sizes: Sizes, corpus: Path, out: Path) -> None:
             "aten_ops": audit.ops,
             "host_float_ops": dict(audit.host_float),
             "host_index_ops": dict(audit.host_index),
+            "setup_host_ops": audit.setup_host_ops,
             "h2d_copies_per_step": audit.h2d / steps,
             "d2h_copies_per_step": audit.d2h / steps,
             "scalar_reads_per_step": audit.scalar_reads / steps,

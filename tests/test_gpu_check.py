@@ -20,12 +20,16 @@ from gpu_check import DeviceAudit  # noqa: E402
 def test_device_audit_sorts_ops_by_where_their_tensors_live():
     """The meta device stands in for CUDA: float work on the host is what fails the check."""
     on_device = torch.ones(3, device="meta")
+    weight = torch.ones(3, 3, device="meta")
     with DeviceAudit("meta") as audit:
+        torch.ones(3).normal_()  # building a model on the host: setup
+        on_device @ weight  # the device computes: from here on host work counts
         on_device * 2  # on the device: fine
         torch.ones(3) * 2  # float computation on the host
         torch.arange(5)[1:3].add(1)  # index bookkeeping on the host
         torch.ones(4).to("meta")  # a host-to-device copy
         torch.tensor(2.0) * 3  # a host scalar is no tensor work
+    assert audit.setup_host_ops == 1
     assert audit.host_float == {"mul": 1}
     assert set(audit.host_index) == {"slice", "add"}
     assert audit.h2d == 1 and audit.d2h == 0
