@@ -287,3 +287,31 @@ def test_every_dry_run_prints_the_plan_line(tmp_path):
         line for line in lines if "12 runs in 12 training jobs" in line and "CPU-hours" in line
     ]
     assert len(lines) == 1, output
+
+
+def test_measured_throughput_replaces_the_assumed_mfu(tmp_path, capsys):
+    """A gpu_check.json row of the same preset, precision and micro-batch size sets the rate."""
+    flops = 222_652_416.0  # txl-paper's counted training FLOPs per token at T = 128
+    row = {
+        "model": "txl-paper", "batch_size": 128, "micro_batch_size": 64, "seq_len": 128,
+        "precision": "tf32", "runs": "single", "status": "ok", "tokens_per_s": 400_000.0,
+        "training_flops_per_token": flops,
+    }  # fmt: skip
+    other = {**row, "micro_batch_size": 32, "tokens_per_s": 900_000.0}
+    measured = {"smoke": False, "date": "2026-12-04", "device_name": "NVIDIA H200",
+                "throughput": [row, other, {**row, "precision": "bf16"}]}  # fmt: skip
+    path = tmp_path / "gpu_check.json"
+    path.write_text(json.dumps(measured))
+    plan = cost_plan.build_plan(cost_plan.load_config(["config/paper.yaml"]), measured=measured)
+    e = plan.experiments[0]
+    assert e.rate.source == "measured" and "NVIDIA H200" in e.rate.detail
+    assert e.tokens_per_s == pytest.approx(400_000.0)
+    flops_total = sum(r.flops for x in plan.experiments for r in x.runs)
+    assert plan.gpu_hours == pytest.approx(flops_total / (400_000.0 * flops) / 3600)
+    # a smoke run's numbers (CPU) never stand for a GPU
+    smoke = cost_plan.build_plan(
+        cost_plan.load_config(["config/paper.yaml"]), measured={**measured, "smoke": True}
+    )
+    assert smoke.experiments[0].rate.source == "estimate"
+    assert main(["plan", "--configfile", "config/paper.yaml", "--measured", str(path)]) == 0
+    assert "400,000 tokens/s per run (measured: gpu_check.json" in capsys.readouterr().out

@@ -14,11 +14,12 @@ tied or not; an embedding lookup is no matmul and costs nothing), with a backwar
 forward (once for the input gradient, once for the weight gradient; once only where the input
 needs no gradient). The peak FLOP/s are the device's dense peak for the run's precision and the
 MFU (model FLOPs utilisation) an *assumption* per precision (``ASSUMED_MFU``) until
-``benchmarks/gpu_check.sh`` measures it; on the CPU the rate is the one measured for gpt-tiny
-(``CPU_MEASURED``), scaled by FLOPs per token. Peak memory per job (weights, gradients and Adam
-state per member, activations of one micro-batch per member, calibrated against the tensors
-autograd saves) and disk (result files, the largest checkpoint) are estimates too;
-docs/performance.md gives the arithmetic for config/paper.yaml.
+``benchmarks/gpu_check.sh`` measures it (``--measured gpu_check.json`` takes the FLOP/s measured
+for a single run of the same preset, precision and micro-batch size); on the CPU the rate is the
+one measured for gpt-tiny (``CPU_MEASURED``), scaled by FLOPs per token. Peak memory per job
+(weights, gradients and Adam state per member, activations of one micro-batch per member,
+calibrated against the tensors autograd saves) and disk (result files, the largest checkpoint)
+are estimates too; docs/performance.md gives the arithmetic for config/paper.yaml.
 
 ``plan_summary_line`` is the one line that every Snakemake invocation logs at parse time.
 """
@@ -318,10 +319,49 @@ def cpu_flops_per_s_per_thread() -> float:
     return ref["tokens_per_s_per_thread"] * training_flops_per_token(terms)
 
 
+def measured_rate(
+    measured: dict[str, Any] | None, model_cfg: dict[str, Any], mode: str, micro: int | None
+) -> Rate | None:
+    """The FLOP/s that ``benchmarks/gpu_check.sh`` measured for a single run of this model
+    preset, precision and micro-batch size (its ``gpu_check.json``), if it did."""
+    if not measured or measured.get("smoke") or set(model_cfg) != {"preset"}:
+        return None
+    rows = [
+        row
+        for row in measured.get("throughput", [])
+        if row.get("status") == "ok"
+        and row.get("runs") == "single"
+        and row.get("model") == model_cfg["preset"]
+        and row.get("precision") == mode.split("+")[0]
+        and (micro is None or row.get("micro_batch_size") == micro)
+    ]
+    if not rows:
+        return None
+    row = max(rows, key=lambda r: r["tokens_per_s"] * r["training_flops_per_token"])
+    return Rate(
+        row["tokens_per_s"] * row["training_flops_per_token"],
+        "measured",
+        f"gpu_check.json of {measured.get('date', '?')} on {measured.get('device_name', '?')}: "
+        f"{row['tokens_per_s']:,.0f} tokens/s, single run, b = {row['batch_size']}, "
+        f"micro-batch {row['micro_batch_size']}, {row['precision']}",
+    )
+
+
 def rate_for(
-    device: str, mode: str, threads: int, gpu: str, mfu: float | None, model_cfg: dict[str, Any]
+    device: str,
+    mode: str,
+    threads: int,
+    gpu: str,
+    mfu: float | None,
+    model_cfg: dict[str, Any],
+    measured: dict[str, Any] | None = None,
+    micro: int | None = None,
 ) -> Rate:
     """The FLOP/s a run achieves (see the module docstring)."""
+    if device == "cuda" and mfu is None:
+        found = measured_rate(measured, model_cfg, mode, micro)
+        if found is not None:
+            return found
     if device == "cuda":
         kind = mode.split("+")[0]
         peak = GPUS[gpu][kind]
@@ -482,6 +522,7 @@ def plan_experiment(
     gpu: str = DEFAULT_GPU,
     assume_device: str = "cpu",
     mfu: float | None = None,
+    measured: dict[str, Any] | None = None,
 ) -> ExperimentPlan:
     """The cost of one experiment (an ``adamnoise.experiment.Experiment``) at its cap."""
     from adamnoise.experiment import corpus_dir
@@ -502,7 +543,7 @@ def plan_experiment(
     test_sequences = sequence_count(sizes["test"], seq_len, context)
     n = experiment.num_train_sequences
     parameters = parameter_count(model_cfg, vocab)
-    rate = rate_for(device, mode, threads, gpu, mfu, model_cfg)
+    rate = rate_for(device, mode, threads, gpu, mfu, model_cfg, measured, micro)
     corpus = corpus_dir(results, experiment.dataset)
 
     runs: dict[str, RunPlan] = {}
@@ -630,13 +671,12 @@ def plan_experiments(
     gpu: str = DEFAULT_GPU,
     assume_device: str = "cpu",
     mfu: float | None = None,
+    measured: dict[str, Any] | None = None,
     warn_gpu_hours: float = 100.0,
 ) -> Plan:
     """The plan of the ``active`` ones of loaded ``experiments`` (``load_experiments``)."""
-    plans = [
-        plan_experiment(experiments[name], results, gpu=gpu, assume_device=assume_device, mfu=mfu)
-        for name in active
-    ]
+    options = {"gpu": gpu, "assume_device": assume_device, "mfu": mfu, "measured": measured}
+    plans = [plan_experiment(experiments[name], results, **options) for name in active]
     plan = Plan(plans)
     plan.warnings = [w for e in plans for w in e.warnings]
     if plan.gpu_hours > warn_gpu_hours:
@@ -833,6 +873,11 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--mfu", type=float, help="model FLOPs utilisation instead of assumed")
     parser.add_argument(
+        "--measured",
+        metavar="gpu_check.json",
+        help="tokens/s measured by benchmarks/gpu_check.sh instead of the assumed MFU",
+    )
+    parser.add_argument(
         "--warn-gpu-hours",
         type=float,
         default=100.0,
@@ -850,11 +895,18 @@ def run_plan(args: argparse.Namespace) -> int:
         print(f"adamnoise plan: --mfu must be in (0, 1], got {args.mfu}", file=sys.stderr)
         return 2
     try:
+        measured = None
+        if args.measured:
+            try:
+                measured = json.loads(Path(args.measured).read_text())
+            except (OSError, json.JSONDecodeError) as error:
+                raise PlanError(f"--measured {args.measured}: {error}") from None
         plan = build_plan(
             load_config(args.configfile),
             gpu=args.gpu,
             assume_device=args.auto_device,
             mfu=args.mfu,
+            measured=measured,
             warn_gpu_hours=args.warn_gpu_hours,
         )
     except ValueError as error:  # PlanError, a YAML error naming the file
