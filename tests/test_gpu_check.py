@@ -65,8 +65,12 @@ def test_smoke_run_writes_json_and_markdown(tmp_path):
     assert {r["runs"] for r in rows} == {"single", "pack K=1", "pack K=2"}
     assert {r["model"] for r in rows} == {"txl-tiny", "gpt-tiny"}
     assert {r["precision"] for r in rows} == {"fp32", "bf16"}
-    for row in rows:
-        assert row["status"] == "ok", row
+    assert len(rows) == 18  # (2 txl-tiny batch sizes + gpt-tiny) x 2 precisions x 3 job kinds
+    # a slow machine may reach the time budget before the last rows: they say so
+    assert {row["status"] for row in rows} <= {"ok", "skipped (time budget)"}
+    measured = [row for row in rows if row["status"] == "ok"]
+    assert len(measured) >= 6
+    for row in measured:
         assert row["tokens_per_s"] > 0 and row["training_flops_per_token"] > 0
         assert row["mfu"] is None and row["peak_memory_gib"] is None  # CPU: no peak, no memory
     markdown = (tmp_path / "gpu_check.md").read_text()
