@@ -315,3 +315,11 @@ def test_measured_throughput_replaces_the_assumed_mfu(tmp_path, capsys):
     assert smoke.experiments[0].rate.source == "estimate"
     assert main(["plan", "--configfile", "config/paper.yaml", "--measured", str(path)]) == 0
     assert "400,000 tokens/s per run (measured: gpu_check.json" in capsys.readouterr().out
+
+
+def test_device_auto_follows_the_gpus_the_job_asks_for():
+    config = tiny_config(device="auto")
+    assert cost_plan.build_plan(config).experiments[0].device == "cuda"  # resources.gpus: 1
+    config["experiments"]["tiny"]["resources"]["gpus"] = 0
+    assert cost_plan.build_plan(config).experiments[0].device == "cpu"
+    assert cost_plan.build_plan(config, assume_device="cuda").experiments[0].device == "cuda"

@@ -54,7 +54,8 @@ DEFAULT_GPU = "h200"
 # model with 8,192-token micro-batches: tensor-core matmuls are about half the time, the rest is
 # memory-bound (the fp32 softmax over 33,278 words and its cross-entropy, attention softmax,
 # dropout, layer norms, Adam); bf16 halves the matmul time but not the memory-bound part, and
-# torch.compile fuses the elementwise kernels.
+# torch.compile fuses the elementwise kernels. Small models (gpt-tiny, nanoGPT) are launch-bound on
+# such a GPU: for them these MFUs are far too high, and the hours an underestimate.
 ASSUMED_MFU: dict[str, float] = {
     "fp32": 0.60,  # of the CUDA-core fp32 peak (66.9 TFLOP/s): matmuls dominate
     "tf32": 0.25,
@@ -534,7 +535,9 @@ def plan_experiment(
     sizes = corpus_sizes(experiment.dataset)
     vocab, seq_len, model_cfg = sizes["vocab"], cfg["seq_len"], cfg["model"]
     training = {**TRAINING_DEFAULTS, **cfg.get("training", {})}
-    device = training["device"] if training["device"] != "auto" else assume_device
+    device = training["device"]
+    if device == "auto":  # a job that asks the cluster for a GPU gets one, and auto takes it
+        device = "cuda" if cfg.get("resources", {}).get("gpus") else assume_device
     mode = precision_mode(training, device)
     threads = training.get("num_threads") or cfg.get("resources", {}).get("cpus", 1)
     micro = training.get("micro_batch_size")
@@ -869,7 +872,8 @@ def register(subparsers) -> None:
         "--auto-device",
         choices=("cpu", "cuda"),
         default="cpu",
-        help="where runs with device: auto train (default: cpu)",
+        help="where runs with device: auto train when their resources ask for no GPU "
+        "(default: cpu)",
     )
     parser.add_argument("--mfu", type=float, help="model FLOPs utilisation instead of assumed")
     parser.add_argument(
