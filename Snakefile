@@ -4,6 +4,8 @@ import os
 
 from snakemake.utils import min_version, validate
 
+from adamnoise.config_schema import coerce_cli_booleans
+from adamnoise.figures import config_schema_file
 from adamnoise.io import load_yaml
 
 min_version("9.0")
@@ -19,7 +21,14 @@ except ValueError as error:
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# `snakemake --config toy_quadratics=false` passes the string "false" (Snakemake reads only
+# True/False as booleans): where the schema wants a boolean, true/false/yes/no/on/off become one
+coerce_cli_booleans(config)
+# the figure names a config may list are injected from the registry (adamnoise.figures)
+with config_schema_file(
+    f"{workflow.basedir}/workflow/schemas/config.schema.yaml"
+) as schema:
+    validate(config, schema)
 
 
 include: "workflow/rules/common.smk"

@@ -1,8 +1,9 @@
-"""Training tokens/s of packed runs (adamnoise.training.packed) against single runs.
+"""Training tokens/s of packed runs (adamnoise.training.trainer) against single runs.
 
 For each K in ``--packs`` this builds a pack of K members of one shape (seeds 0..K-1, same model,
-batch size and micro-batch size) and times ``PackedTrainer.train_step`` - the real packed step:
-vmapped forward/backward over the micro-batches with the per-member B_simple norms, batched Adam,
+batch size and micro-batch size) and times the pack's ``Trainer.train_step`` - the real packed
+step of the engine the pack gets (stacked for dropout-free Adam runs: vmapped forward/backward over
+the micro-batches with the per-member B_simple norms, stacked Adam,
 max-update and its one synchronisation. The baseline, measured in the same process with the same
 settings, is the single-run trainer's step (``Trainer.train_step``). Blocks of ``--steps`` steps
 alternate between the baseline and the pack, ``--repeats`` times after a warm-up; the medians are
@@ -29,7 +30,6 @@ import torch
 from common import ensure_corpus, synchronize
 
 from adamnoise.training.config import RunConfig
-from adamnoise.training.packed import PackedTrainer
 from adamnoise.training.trainer import Trainer
 
 
@@ -110,11 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     for k in (int(v) for v in args.packs.split(",")):
         configs = [RunConfig.from_dict(raw(seed)) for seed in range(k)]
         outs = [f"/dev/null-{seed}" for seed in range(k)]
-        pack = PackedTrainer(configs, outs, progress_stream=quiet)
-        active = torch.ones(k, dtype=torch.bool, device=device)
+        pack = Trainer(configs, outs, progress_stream=quiet)
 
-        def pack_step(pack=pack, active=active):
-            pack.train_step(active)
+        def pack_step(pack=pack):
+            pack.train_step()
 
         timed(single.train_step, args.warmup)
         timed(pack_step, args.warmup)

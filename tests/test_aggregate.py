@@ -11,10 +11,10 @@ from adamnoise.aggregate import aggregate_directory
 from adamnoise.analysis import crossing, predict_flips
 from adamnoise.cli import main
 from adamnoise.data.corpus import prepare_corpus
-from adamnoise.experiment import load_experiments
 from adamnoise.io import save_netcdf, write_text
 from adamnoise.optima import sweep_optima
 from adamnoise.status import STATUS_CODES, STOP_CODES
+from adamnoise.workflow_config import load_experiments
 
 CONFIG = {
     "active": ["mini"],

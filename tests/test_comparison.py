@@ -15,11 +15,12 @@ import xarray as xr  # noqa: E402
 
 from adamnoise import plots  # noqa: E402
 from adamnoise.comparison import (  # noqa: E402
-    ComparisonError,
     load_comparisons,
     optimizer_gap,
     tuned_optimum,
 )
+from adamnoise.config_schema import check_schema  # noqa: E402
+from adamnoise.errors import ConfigError  # noqa: E402
 from adamnoise.predictions import diagonal_gap  # noqa: E402
 
 
@@ -76,17 +77,28 @@ def test_optimizer_gap_in_nats_against_the_reference():
 
 
 @pytest.mark.parametrize(
-    "entry, message",
+    "entry, key, message",
     [
-        ({"figure": "beta2_sweep", "experiments": ["a", "b"]}, "comparisons.gap.figure"),
-        ({"figure": "optimizer_gap", "experiments": ["a"]}, "two or more"),
-        ({"figure": "optimizer_gap", "experiments": ["a", "zz"]}, "no experiment named zz"),
-        ({"figure": "optimizer_gap", "experiments": ["a", "a"]}, "listed twice"),
+        ({"figure": "beta2_sweep", "experiments": ["a", "b"]}, "figure", "not a comparison"),
+        ({"figure": "optimizer_gap", "experiments": ["a", "zz"]}, "experiments", "named zz"),
     ],
 )
-def test_bad_comparisons_name_the_key(entry, message):
-    with pytest.raises(ComparisonError, match=message):
+def test_bad_comparisons_name_the_key(entry, key, message):
+    with pytest.raises(ConfigError, match=message) as error:
         load_comparisons({"comparisons": {"gap": entry}}, {"a": None, "b": None})
+    assert error.value.key == f"comparisons.gap.{key}"
+
+
+@pytest.mark.parametrize(
+    "experiments, message",
+    [(["a"], "at least 2 value"), (["a", "a"], "values repeat")],
+)
+def test_the_schema_wants_two_or_more_distinct_experiments(experiments, message):
+    entry = {"figure": "optimizer_gap", "experiments": experiments}
+    config = {"active": ["a"], "experiments": {}, "comparisons": {"gap": entry}}
+    with pytest.raises(ConfigError, match=message) as error:
+        check_schema(config)
+    assert error.value.key == "comparisons.gap.experiments"
 
 
 def test_comparisons_load():

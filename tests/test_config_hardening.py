@@ -9,8 +9,9 @@ import pytest
 import yaml
 from test_workflow import SMALLEST
 
-from adamnoise.experiment import ConfigError, load_experiments, one_value_sweeps
+from adamnoise.errors import ConfigError
 from adamnoise.io import load_yaml
+from adamnoise.workflow_config import load_experiments, one_value_sweeps
 
 CONFIG = yaml.safe_load(SMALLEST.read_text())
 

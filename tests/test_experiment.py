@@ -5,7 +5,9 @@ import copy
 import pytest
 import yaml
 
-from adamnoise.experiment import ConfigError, Experiment, GridPoint, load_experiments
+from adamnoise.errors import ConfigError
+from adamnoise.experiment import Experiment, GridPoint
+from adamnoise.workflow_config import load_experiments
 
 BASE = yaml.safe_load(
     """
@@ -194,7 +196,7 @@ def test_every_run_id_matches_the_workflow_pattern():
 
     import yaml
 
-    from adamnoise.experiment import RUN_ID_PATTERN, load_experiments
+    from adamnoise.experiment import RUN_ID_PATTERN
 
     repo = Path(__file__).resolve().parents[1]
     base = yaml.safe_load((repo / "config" / "config.yaml").read_text())
@@ -204,3 +206,16 @@ def test_every_run_id_matches_the_workflow_pattern():
         for experiment in load_experiments(config).values():
             for run_id in experiment.run_ids():
                 assert pattern.fullmatch(run_id), (path.name, run_id)
+
+
+def test_packs_hold_one_batch_size_and_one_lr():
+    experiment = load_experiments(config_with(pack=4))["sweep"]
+    packs = experiment.packs
+    assert sorted(packs) == sorted(
+        f"bs{b}_lr{lr}_p{i}" for b in (8, 16) for lr in ("0p001", "0p000316") for i in (0, 1)
+    )
+    assert sorted(r for runs in packs.values() for r in runs) == sorted(experiment.run_ids())
+    for pack_id, run_ids in packs.items():
+        points = [experiment.point(r) for r in run_ids]
+        assert len({(p.batch_size, p.lr) for p in points}) == 1, pack_id
+        assert len(run_ids) == (4 if pack_id.endswith("_p0") else 2)  # 6 runs per (b, lr)

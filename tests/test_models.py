@@ -403,3 +403,29 @@ def test_invalid_configs_are_refused(cfg):
 def test_swiglu_width_defaults_to_eight_thirds_of_the_model_width():
     assert resolve_model_config({"arch": "gpt", "d_model": 768})["d_mlp"] == 2048
     assert resolve_model_config({"arch": "gpt", "d_model": 64, "n_head": 2})["d_mlp"] == 176
+
+
+@pytest.mark.parametrize("name", TINY_CONFIGS)
+def test_a_chunked_softmax_gives_the_losses_and_gradients_of_the_whole(name):
+    """loss_chunk_tokens (models/loss.py): 5 tokens at a time over 2 x 12 targets (the last chunk
+    shorter) against the whole batch at once, in eval mode so that dropout draws nothing."""
+    whole = make_model(TINY_CONFIGS[name]).eval()
+    chunked = make_model({**TINY_CONFIGS[name], "loss_chunk_tokens": 5}).eval()
+    assert chunked.loss_chunk_tokens == 5 and whole.loss_chunk_tokens is None
+    inputs, targets = random_batch(whole)
+    losses = [model(inputs, targets) for model in (whole, chunked)]
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-6, atol=1e-6)
+    assert losses[1].dtype == torch.float32 and losses[1].shape == targets.shape
+    for loss in losses:
+        loss.mean().backward()
+    for (param_name, a), b in zip(whole.named_parameters(), chunked.parameters(), strict=True):
+        if a.grad is None:
+            assert b.grad is None, param_name
+            continue
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-5, atol=1e-7, msg=param_name)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_loss_chunk_tokens_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match="loss_chunk_tokens"):
+        build_model({"preset": "gpt-tiny", "loss_chunk_tokens": bad}, VOCAB)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 
 import pytest
+import test_optim
 import torch
 from torch.testing import assert_close
 
-from adamnoise.optim import build_optimizer, kadam_betas
+from adamnoise.optim import OPTIMIZERS, build_optimizer, kadam_betas
 
 torch.set_num_threads(1)
 
@@ -371,3 +372,59 @@ def test_kadam_matches_seed_004_algorithm_1(k, strategy, coupled, eps):
     ours, _ = run_ours(cfg)
     gammas, betas = kadam_betas(0.9, k, strategy), kadam_betas(0.99, k, strategy)
     assert_close(ours, reference_kadam(0.01, 0.1, coupled, gammas, betas, eps))
+
+
+# --------------------------------------------------------------------------------------------
+# every registered optimiser is held against something it did not write itself
+
+
+# name -> the tests that compare it with torch.optim (test_optim.py) or a transcription of its
+# paper (this module)
+REFERENCE_TESTS = {
+    "adam": ["test_optim.test_adam_matches_torch", "test_adam_ablations_match_seed_003"],
+    "adamw": ["test_optim.test_adam_matches_torch"],
+    "sgd": ["test_optim.test_sgd_matches_torch", "test_sgd_clipping_matches_seeds"],
+    "signum": ["test_signum_matches_seed_003"],
+    "signsgd": ["test_signsgd_matches_seed_003"],
+    "emasign": ["test_emasign_matches_seed_003"],
+    "rmsprop": [
+        "test_optim.test_rmsprop_without_bias_correction_matches_torch_rmsprop",
+        "test_optim.test_rmsprop_is_adamw_with_beta1_zero",
+    ],
+    "kadam": ["test_optim.test_kadam_with_k_1_is_adam", "test_kadam_matches_seed_004_algorithm_1"],
+}
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_every_registered_optimizer_has_a_reference_test(name):
+    assert name in REFERENCE_TESTS, (
+        f"{name!r} is registered but nothing checks its update: add a test against torch.optim "
+        "(test_optim.py) or a transcription of its paper (here), and name it in REFERENCE_TESTS"
+    )
+    for test in REFERENCE_TESTS[name]:
+        module, _, function = test.rpartition(".")
+        tests = vars(test_optim) if module else globals()
+        assert callable(tests.get(function)), f"{test} does not exist"
+
+
+@pytest.mark.parametrize("name, weight_decay", [("adam", 0.0), ("adam", 0.1), ("adamw", 0.1)])
+def test_the_fused_kernel_the_trainer_takes_on_cuda_is_our_adam(name, weight_decay):
+    """build_optimizer(fused=True) (single runs on CUDA) against our Adam, on torch's CPU fused
+    kernel; the ablations and Gclip keep ours."""
+    cfg = {"name": name, "lr": 3e-2, "beta1": 0.9, "beta2": 0.99, "eps": 1e-6,
+           "weight_decay": weight_decay}  # fmt: skip
+    fused_params = [torch.nn.Parameter(p) for p in initial_params()]
+    fused = build_optimizer(fused_params, cfg, fused=True)
+    assert fused.defaults["fused"] and fused.last_step_stats == {}
+    for t in range(1, STEPS + 1):
+        for p, g in zip(fused_params, grads_at(list(fused_params), t), strict=True):
+            p.grad = g
+        fused.step()
+    ours, _ = run_ours(cfg)
+    for a, b in zip(fused_params, ours, strict=True):
+        assert_close(a.detach(), b, rtol=1e-5, atol=1e-6)
+    for ablation in ({"bias_correction": False}, {"grad_clip_norm": 1.0}):
+        kept = build_optimizer(
+            [torch.nn.Parameter(torch.zeros(2))], {**cfg, **ablation}, fused=True
+        )
+        assert not getattr(kept, "defaults", {}).get("fused"), ablation

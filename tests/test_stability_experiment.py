@@ -18,12 +18,13 @@ from test_training_support import tiny_run, write_tiny_corpus
 
 from adamnoise.aggregate import aggregate_directory
 from adamnoise.analysis import max_update_growth
-from adamnoise.experiment import ConfigError, load_experiments
+from adamnoise.errors import ConfigError
 from adamnoise.io import write_text
 from adamnoise.status import STATUS_CODES, STOP_CODES
 from adamnoise.theory import stability as st
 from adamnoise.training.config import RunConfig
 from adamnoise.training.trainer import Trainer, train
+from adamnoise.workflow_config import load_experiments
 
 REPO = Path(__file__).resolve().parents[1]
 # the run-id wildcard of workflow/rules/common.smk: every curve run must match it
@@ -148,7 +149,7 @@ def test_curve_is_crossed_with_the_other_axes_under_the_usual_run_ids():
     [
         ({"grid__beta1": [0.9]}, "grid.beta1: the betas come from grid.betas"),
         ({"tie_betas": True}, "tie_betas"),
-        ({"grid__betas": {"level_curve": {}}}, "grid.betas: expected {normal_curve"),
+        ({"grid__betas": {"level_curve": {}}}, "grid.betas.level_curve: unknown key"),
         ({"grid__betas__normal_curve__steps": 3}, "normal_curve.steps: unknown key"),
         ({"grid__betas__normal_curve__points": None}, "normal_curve.points: required"),
         ({"grid__betas__normal_curve__points": 1}, "normal_curve.points: expected an integer"),
@@ -178,7 +179,9 @@ def test_points_that_share_a_run_id_are_rejected_naming_points():
     assert second == first + 1 and "run id part 'b1-" in str(error.value)
 
 
-def test_schema_accepts_a_curve_or_both_axes_but_not_neither():
+def test_a_curve_or_both_axes_but_not_neither_is_a_rule_of_the_package_not_the_schema():
+    """The schema checks the shape of the grid; which betas it gives, a rule across keys, is
+    checked once, by the package."""
     jsonschema = pytest.importorskip("jsonschema")
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     jsonschema.validate(CURVE, schema)
@@ -187,12 +190,14 @@ def test_schema_accepts_a_curve_or_both_axes_but_not_neither():
         yaml.safe_load((REPO / "tests/config/stability_cpu.yaml").read_text()),
     ):
         jsonschema.validate(config, schema)
-    neither = curve_config(grid__betas=None)
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(neither, schema)
-    both = curve_config(grid__beta1=[0.9], grid__beta2=[0.99])
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(both, schema)
+    for changes, message in (
+        ({"grid__betas": None}, r"grid\.beta1: required key is missing \(give beta1 and beta2"),
+        ({"grid__beta1": [0.9], "grid__beta2": [0.99]}, r"grid\.beta1: the betas come from"),
+    ):
+        config = curve_config(**changes)
+        jsonschema.validate(config, schema)
+        with pytest.raises(ConfigError, match=rf"^experiments\.curve\.{message}"):
+            load_experiments(config)
 
 
 def test_seed_config_reproduces_fig1_and_matches_kadam_with_adam():
@@ -285,7 +290,7 @@ def test_divergence_survives_a_resume(corpus, tmp_path):
     trainer.history.diverged_at_step = 1  # as run() records it
     trainer.save_checkpoint()
     resumed = Trainer(config, out, resume=True, progress_stream=io.StringIO())
-    outcome = resumed.run()
+    (outcome,) = resumed.run()
     with xr.open_dataset(out) as ds:
         assert outcome.status == ds.attrs["status"] == "diverged"
         assert ds.attrs["diverged_at_step"] == 1 and ds.sizes["train_step"] == 23

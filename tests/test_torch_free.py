@@ -40,7 +40,7 @@ def test_every_shipped_config_loads_without_torch():
 
         import yaml
 
-        from adamnoise.experiment import load_experiments
+        from adamnoise.workflow_config import load_experiments
 
         default = yaml.safe_load(Path("config/config.yaml").read_text())
         for path in {SHIPPED!r}:

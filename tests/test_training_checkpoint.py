@@ -7,12 +7,17 @@ from __future__ import annotations
 import io
 import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import xarray as xr
+import yaml
 from test_training_support import tiny_run, write_tiny_corpus
 
 from adamnoise.training.checkpoint import (
@@ -24,8 +29,7 @@ from adamnoise.training.checkpoint import (
     set_rng_states,
 )
 from adamnoise.training.config import RunConfig
-from adamnoise.training.packed import train_pack
-from adamnoise.training.trainer import Trainer, train
+from adamnoise.training.trainer import Trainer, train, train_pack
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +53,10 @@ def test_a_trainer_checkpoint_loads_with_weights_only_and_restores_every_rng(cor
     trainer = Trainer(config, tmp_path / "r.nc", progress_stream=io.StringIO())
     for _ in range(3):
         trainer.train_step()
-    trainer._evaluate_and_record(trainer_progress())
+    trainer._evaluate_and_record(0, trainer_progress())
     path = trainer.save_checkpoint()
     state = torch.load(path, weights_only=True)  # raises if anything in it is more than data
-    assert state["step"] == 3 and state["history"]["eval_step"] == [3]
+    assert state["step"] == 3 and state["members"][0]["history"]["eval_step"] == [3]
 
     expected = (torch.rand(3), np.random.rand(3), random.random())
     set_rng_states(state["rng"])
@@ -137,3 +141,46 @@ def test_train_resumes_a_run_from_a_plain_data_checkpoint(corpus, tmp_path):
     train(RunConfig.from_dict(raw), tmp_path / "u.nc", progress_stream=io.StringIO())
     with xr.open_dataset(out) as resumed, xr.open_dataset(tmp_path / "u.nc") as whole:
         np.testing.assert_array_equal(resumed["loss"].values, whole["loss"].values)
+
+
+def test_checkpoints_by_the_clock_and_on_sigterm_then_resumes_bit_identical(corpus, tmp_path):
+    """No step-count checkpoints: the first one comes from the wall clock; SIGTERM (Slurm's time
+    limit) checkpoints after the current step and exits 143; --resume finishes the run exactly."""
+    raw = tiny_run(corpus, epochs=6, checkpoint_every=0)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "r.nc"
+    checkpoint = checkpoint_file(f"{out}.ckpt")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = [sys.executable, "-m", "adamnoise", "train", str(config), "--out", str(out)]
+    args += ["--checkpoint-minutes", "0.002"]
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists():
+        assert proc.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    stopped_at = load_checkpoint(checkpoint.parent)["step"]
+    assert f"SIGTERM: checkpointed at step {stopped_at}" in stderr and not out.exists()
+
+    resumed = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from step {stopped_at}" in resumed.stderr
+    train(RunConfig.from_dict(raw), tmp_path / "u.nc", progress_stream=io.StringIO())
+    with xr.open_dataset(out) as a, xr.open_dataset(tmp_path / "u.nc") as b:
+        for name in ("loss", "val_loss", "b_simple", "max_update"):
+            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+
+def test_a_checkpoint_of_another_layout_is_set_aside(corpus, tmp_path):
+    raw = tiny_run(corpus, epochs=1)
+    out = tmp_path / "r.nc"
+    save_checkpoint(f"{out}.ckpt", {"step": 3, "model": {}, "rng": rng_states()})  # no format
+    with pytest.warns(UnreadableCheckpointWarning, match="another version of the trainer"):
+        trainer = Trainer(RunConfig.from_dict(raw), out, resume=True, progress_stream=io.StringIO())
+    assert trainer.step == 0 and (Path(f"{out}.ckpt") / "checkpoint.pt.corrupt-1").exists()

@@ -24,10 +24,11 @@ from test_training_support import tiny_run, write_tiny_corpus
 
 from adamnoise.training.batches import SequenceCut, micro_batch_plan
 from adamnoise.training.config import RunConfig
+from adamnoise.training.evaluation import evaluate
 from adamnoise.training.exact_noise import exact_noise_scale
 from adamnoise.training.gradients import GradientAccumulator
 from adamnoise.training.noise_scale import unbiased_estimates
-from adamnoise.training.trainer import evaluate, train
+from adamnoise.training.trainer import train
 
 
 @pytest.fixture(scope="module")

@@ -154,8 +154,8 @@ def test_checkpoint_resume_in_process_and_refusal(corpus, tmp_path):
     path = trainer.save_checkpoint()
     assert path == checkpoint_file(f"{out}.ckpt")
     state = load_checkpoint(f"{out}.ckpt")
-    assert state["step"] == 7 and state["epoch"] == 0 and state["position_in_epoch"] == 7
-    assert len(state["history"]["loss"]) == 7
+    assert state["step"] == 7 and state["engine"] == "sequential"
+    assert len(state["members"][0]["history"]["loss"]) == 7
 
     different = tiny_run(corpus, epochs=1, checkpoint_every=5, batch_size=4)
     with pytest.raises(ConfigError, match=r"training\.batch_size \(8 -> 4\)"):

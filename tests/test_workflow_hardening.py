@@ -66,6 +66,16 @@ def test_names_and_paths_that_a_shell_would_misread_fail_before_any_job(tmp_path
     assert not (workdir / "x").exists()
 
 
+@pytest.mark.parametrize("word", ["false", "true"])
+def test_a_boolean_given_on_the_command_line_is_read_as_one(tmp_path, word):
+    """`--config toy_quadratics=false` arrives as the string "false" (Snakemake reads only
+    True/False); the Snakefile reads it as the boolean the schema asks for."""
+    workdir = copy_workflow(tmp_path / "wf")
+    jobs = planned_jobs(workdir, *DEFAULT_CONFIG, "--config", f"toy_quadratics={word}")
+    toy_jobs = [rule for rule in jobs if "toy" in rule]
+    assert bool(toy_jobs) == (word == "true"), jobs
+
+
 TINY_TRAINING = {  # keys deliberately not in sorted order: a sorted dump reorders them
     "micro_batch_size": 4,
     "epochs": 1,
@@ -130,7 +140,7 @@ def test_an_equal_config_with_its_keys_reordered_plans_nothing(tiny_workflow):
     assert (
         jobs["train"] == 2
         and jobs["run_config"] == 2
-        and "train_pack_tiny-packed_bs8_p0" not in jobs
+        and "train_pack_tiny-packed_bs8_lr0p001_p0" not in jobs
     )
 
 
@@ -142,7 +152,7 @@ def test_a_deleted_member_result_plans_its_pack_again(tiny_workflow):
     workdir, args = tiny_workflow
     member = f"results/tiny-packed/runs/{TINY_RUN}/result.nc"
     (workdir / member).unlink()
-    pack = "train_pack_tiny-packed_bs8_p0"
+    pack = "train_pack_tiny-packed_bs8_lr0p001_p0"
     assert planned_jobs(workdir, member, *args[2:]) == {pack: 1}
     jobs = planned_jobs(workdir, *args, "--forcerun", "aggregate")
     assert jobs.get(pack) == 1 and jobs["aggregate"] == 2 and "train" not in jobs, jobs
@@ -163,11 +173,11 @@ def test_an_unreadable_result_is_named_with_its_rule_and_retrained(tiny_workflow
     log = (workdir / "results/tiny/logs/aggregate.log").read_text()
     assert f"results/tiny/runs/{TINY_RUN}/result.nc (made by rule train;" in log, log
     log = (workdir / "results/tiny-packed/logs/aggregate.log").read_text()
-    assert "(made by rule train_pack_tiny-packed_bs8_p0;" in log, log
+    assert "(made by rule train_pack_tiny-packed_bs8_lr0p001_p0;" in log, log
     assert (single.parent / "result.nc.corrupt-1").exists() and not single.exists()
 
     jobs = planned_jobs(workdir, *args)  # the next run retrains exactly those
-    assert jobs["train"] == 1 and jobs["train_pack_tiny-packed_bs8_p0"] == 1, jobs
+    assert jobs["train"] == 1 and jobs["train_pack_tiny-packed_bs8_lr0p001_p0"] == 1, jobs
     snakemake(workdir, *args)
     assert planned_jobs(workdir, *args) == {}
 
@@ -227,6 +237,9 @@ def test_a_killed_snakemake_resumes_with_the_same_command(tmp_path):
         snakemake(workdir, "--unlock", *args)
     snakemake(workdir, *args)  # without rerun-incomplete: "IncompleteFilesException"
     assert "== attempt at" in log.read_text()
+    # the declared log was replaced by the rerun; LOG.attempts kept the killed attempt too
+    attempts = log.with_name(log.name + ".attempts").read_text()
+    assert attempts.count("== attempt at") == 2, attempts
     assert planned_jobs(workdir, *args) == {}
 
 

@@ -24,8 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load_experiment(config_path: Path, name: str):
-    from adamnoise.experiment import ConfigError, load_experiments
+    from adamnoise.errors import ConfigError
     from adamnoise.io import load_yaml
+    from adamnoise.workflow_config import load_experiments
 
     try:
         config = load_yaml(config_path)

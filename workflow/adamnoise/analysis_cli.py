@@ -1,5 +1,6 @@
-"""``adamnoise predict-flips``, ``optima``, ``predictions``: the analysis stage's commands (the
-aggregate held against theory)."""
+"""``adamnoise predict-flips``, ``optima``, ``predictions``, ``growth``, ``diagonal-gap``,
+``optimizer-gap``: the analysis stage's commands (the aggregate held against theory). They write
+every number a figure shows; the notebooks only load and plot."""
 
 from __future__ import annotations
 
@@ -35,7 +36,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(regret with seed-bootstrap intervals; see adamnoise.predictions).",
     )
     _sweep_arguments(predictions, csv_help="regret table as CSV")
+    predictions.add_argument(
+        "--summary", type=Path, default=None, help="also the per-rule summary of the regrets (CSV)"
+    )
     predictions.set_defaults(func=_predictions)
+
+    growth = subparsers.add_parser(
+        "growth",
+        help="max-update growth of every run against the stability region (seed 004 Fig. 1)",
+        description="The slope of log ||u_n||_inf at n = STEP from n = STEP -+ HALF_WINDOW (seed "
+        "004 App. H: 500 from 495 and 505; runs shorter than that are measured at their middle), "
+        "the predicted |C|/2, eq. 5's bound and the region of every run (analysis."
+        "max_update_growth); the summary of the runs in B- is stored as attributes.",
+    )
+    growth.add_argument("aggregate", type=Path, help="netCDF written by `adamnoise aggregate`")
+    growth.add_argument("--out", type=Path, required=True, help="netCDF file to write")
+    growth.add_argument("--step", type=int, default=500, help="step n of the slope (500)")
+    growth.add_argument("--half-window", type=int, default=5, help="steps either side (5)")
+    growth.set_defaults(func=_growth)
+
+    diagonal = subparsers.add_parser(
+        "diagonal-gap",
+        help="is beta1 = beta2 near-optimal? the best diagonal setting against the best of a "
+        "(beta1, beta2) grid (seed 003)",
+    )
+    diagonal.add_argument("aggregate", type=Path, help="netCDF written by `adamnoise aggregate`")
+    diagonal.add_argument("--csv", type=Path, required=True, help="table to write (CSV)")
+    diagonal.set_defaults(func=_diagonal_gap)
+
+    gap = subparsers.add_parser(
+        "optimizer-gap",
+        help="tuned optimum per batch size of two or more experiments and the gap to the first "
+        "(seed 002 Fig. 1)",
+    )
+    gap.add_argument("aggregates", type=Path, nargs="+", help="aggregates; the first: reference")
+    gap.add_argument("--out", type=Path, required=True, help="netCDF file to write")
+    gap.set_defaults(func=_optimizer_gap)
 
 
 def _sweep_arguments(parser: argparse.ArgumentParser, csv_help: str) -> None:
@@ -119,10 +155,16 @@ def _predictions(args: argparse.Namespace) -> int:
     if args.axis not in aggregate.dims or aggregate.sizes[args.axis] < 2:
         print(f"adamnoise: {args.aggregate} does not sweep {args.axis}", file=sys.stderr)
         return 1
+    from adamnoise.predictions import regret_summary
+
     predictions, csv = predictions_outputs(aggregate, flips, args.axis, args.resamples)
     save_netcdf(predictions, args.out)
     write_text(args.csv, csv)
     print(f"wrote {args.out} and {args.csv}", file=sys.stderr)
+    if args.summary is not None:
+        summary = regret_summary(predictions).to_csv(index=False, float_format="%.6g")
+        write_text(args.summary, summary)
+        print(f"wrote {args.summary}", file=sys.stderr)
     return 0
 
 
@@ -138,3 +180,84 @@ def predictions_outputs(aggregate, flips, axis: str, resamples: int = 2000):
     )
     predictions.attrs.update(provenance.as_attrs(provenance.collect()))
     return predictions, regret_table(predictions).to_csv(index=False, float_format="%.6g")
+
+
+def growth_outputs(aggregate, step: int = 500, half_window: int = 5):
+    """The max-update growth of an aggregate's runs, measured where they reach (``growth_window``),
+    with the summary of the runs in B- (``growth_summary``) as attributes ``summary_<key>``."""
+    from adamnoise import provenance
+    from adamnoise.analysis import growth_summary, growth_window, max_update_growth
+
+    step, half_window = growth_window(aggregate.sizes["train_step"], step, half_window)
+    growth = max_update_growth(aggregate, step=step, half_window=half_window)
+    growth.attrs.update(
+        {f"summary_{key}": value for key, value in growth_summary(growth, aggregate).items()}
+    )
+    growth.attrs["experiment"] = aggregate.attrs.get("experiment", "")
+    growth.attrs.update(provenance.as_attrs(provenance.collect()))
+    return growth
+
+
+def _growth(args: argparse.Namespace) -> int:
+    import xarray as xr
+
+    from adamnoise.io import save_netcdf
+
+    aggregate = xr.load_dataset(args.aggregate)
+    if "max_update" not in aggregate or "train_step" not in aggregate.dims:
+        print(f"adamnoise: {args.aggregate} has no max_update per train_step", file=sys.stderr)
+        return 1
+    try:
+        growth = growth_outputs(aggregate, args.step, args.half_window)
+    except ValueError as error:
+        print(f"adamnoise: {args.aggregate}: {error}", file=sys.stderr)
+        return 1
+    save_netcdf(growth, args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _diagonal_gap(args: argparse.Namespace) -> int:
+    import xarray as xr
+
+    from adamnoise.io import write_text
+    from adamnoise.predictions import diagonal_gap
+
+    aggregate = xr.load_dataset(args.aggregate)
+    try:
+        table = diagonal_gap(aggregate)
+    except ValueError as error:
+        print(f"adamnoise: {args.aggregate}: {error}", file=sys.stderr)
+        return 1
+    write_text(args.csv, table.to_csv(index=False, float_format="%.6g"))
+    print(f"wrote {args.csv}", file=sys.stderr)
+    return 0
+
+
+def _optimizer_gap(args: argparse.Namespace) -> int:
+    import json
+
+    import xarray as xr
+
+    from adamnoise import provenance
+    from adamnoise.comparison import optimizer_gap
+    from adamnoise.io import save_netcdf
+
+    aggregates = {}
+    for path in args.aggregates:
+        aggregate = xr.load_dataset(path)
+        name = str(aggregate.attrs.get("experiment", path.parent.name))
+        if name in aggregates:
+            print(f"adamnoise: experiment {name!r} given twice", file=sys.stderr)
+            return 2
+        aggregates[name] = aggregate
+    try:
+        gap = optimizer_gap(aggregates)
+    except ValueError as error:
+        print(f"adamnoise optimizer-gap: {error}", file=sys.stderr)
+        return 1
+    gap.attrs["aggregates"] = json.dumps([str(path) for path in args.aggregates])
+    gap.attrs.update(provenance.as_attrs(provenance.collect()))
+    save_netcdf(gap, args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0

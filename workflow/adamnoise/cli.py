@@ -19,6 +19,7 @@ CONCERNS = (
     "adamnoise.analysis_cli",
     "adamnoise.theory.cli",
     "adamnoise.toy.cli",
+    "adamnoise.figures",
     "adamnoise.report_index",
     "adamnoise.verify",
     "adamnoise.check_stopping",

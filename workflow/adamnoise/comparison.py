@@ -27,11 +27,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from adamnoise.errors import ConfigError
 from adamnoise.figures import COMPARISON_FIGURES
-
-
-class ComparisonError(ValueError):
-    """A ``comparisons:`` entry that cannot be built (names the key)."""
 
 
 @dataclass(frozen=True)
@@ -43,22 +40,19 @@ class Comparison:
 
 
 def load_comparisons(config: dict[str, Any], experiments) -> dict[str, Comparison]:
-    """The config's comparisons, checked against the figures and the defined experiments."""
+    """The comparisons of a schema-valid config (two or more distinct experiments each: the
+    schema's), checked against the figures and the defined experiments."""
     comparisons = {}
     for name, entry in (config.get("comparisons") or {}).items():
         key = f"comparisons.{name}"
         figure = entry.get("figure")
         if figure not in COMPARISON_FIGURES:
             known = ", ".join(COMPARISON_FIGURES)
-            raise ComparisonError(f"{key}.figure: {figure!r} is not a comparison figure ({known})")
-        names = tuple(entry.get("experiments") or ())
-        if len(names) < 2:
-            raise ComparisonError(f"{key}.experiments: a comparison needs two or more experiments")
+            raise ConfigError(f"{key}.figure", f"{figure!r} is not a comparison figure ({known})")
+        names = tuple(entry["experiments"])
         unknown = [n for n in names if n not in experiments]
         if unknown:
-            raise ComparisonError(f"{key}.experiments: no experiment named {', '.join(unknown)}")
-        if len(set(names)) != len(names):
-            raise ComparisonError(f"{key}.experiments: an experiment is listed twice")
+            raise ConfigError(f"{key}.experiments", f"no experiment named {', '.join(unknown)}")
         comparisons[name] = Comparison(name, figure, names, entry.get("description", ""))
     return comparisons
 

@@ -5,6 +5,8 @@ says which files it read (``metadata.papermill.parameters``); every experiment d
 them holds an ``aggregate.nc`` whose attributes give the run counts (completed, diverged,
 missing), the commits the runs were trained with, and the experiment's config, hashed here
 (sha256 of its canonical JSON, first 12 hex digits) so two reports can be matched at a glance.
+What each figure shows, and the scope of a figure without runs (theory, toy), come from the
+figure registry (``adamnoise.figures``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ class FigureEntry:
     inputs: list[str] = field(default_factory=list)
     # for a figure without runs (theory, toy): the commits its input files were written by
     input_commits: list[str] = field(default_factory=list)
+
+    @property
+    def registered(self):
+        """The figure's registry entry (None for a page the registry does not know)."""
+        from adamnoise.figures import FIGURES
+
+        return FIGURES.get(self.figure)
 
 
 def config_hash(config_json: str) -> str:
@@ -132,14 +141,17 @@ def render(entries: list[FigureEntry], out: Path) -> str:
                 for e in entry.experiments
             )
         else:
-            experiments = html.escape(entry.html_path.parent.parent.name)
+            spec = entry.registered
+            scope = spec.scope if spec is not None else entry.html_path.parent.parent.name
+            experiments = html.escape(scope)
             counts = hashes = "-"
             commits = html.escape(", ".join(entry.input_commits) or "-")
+        shows = entry.registered.description if entry.registered is not None else ""
         flag = any(e.missing or e.diverged for e in entry.experiments)
         rows.append(
             f'<tr{" class=flag" if flag else ""}><td><a href="{html.escape(link)}">'
             f"{html.escape(entry.figure)}</a></td><td>{experiments}</td><td>{counts}</td>"
-            f"<td>{hashes}</td><td>{commits}</td></tr>"
+            f"<td>{hashes}</td><td>{commits}</td><td>{html.escape(shows)}</td></tr>"
         )
     commit = html.escape(str(record.get("git_commit", "unknown")))
     return f"""<!DOCTYPE html>
@@ -155,7 +167,7 @@ tr.flag td {{ background: #fff4e0; }}
 Config hash: sha256 of the experiment's config (canonical JSON), first 12 hex digits.
 Index written by commit <code>{commit}</code>.</p>
 <table><thead><tr><th>figure</th><th>experiment</th><th>runs</th><th>config hash</th>
-<th>commits of the runs (or of the figure's inputs)</th></tr></thead><tbody>
+<th>commits of the runs (or of the figure's inputs)</th><th>shows</th></tr></thead><tbody>
 {chr(10).join(rows)}
 </tbody></table></body></html>
 """

@@ -27,6 +27,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from adamnoise.errors import ConfigError
+
 SCHEDULE_DEFAULTS: dict[str, dict[str, Any]] = {
     "constant": {},
     "warmup_cosine": {"warmup_fraction": 0.1, "warmup_steps": None, "min_ratio": 0.0},
@@ -46,8 +48,8 @@ SCHEDULE_PARAMETERS: dict[str, set[str]] = {
 }
 
 
-def _fail(key: str, message: str) -> ValueError:
-    return ValueError(f"schedule.{key}: {message}")
+def _fail(key: str, message: str) -> ConfigError:
+    return ConfigError(f"schedule.{key}", message)
 
 
 def _fraction(cfg: dict[str, Any], key: str, *, closed_above: bool) -> float:
@@ -63,11 +65,11 @@ def _fraction(cfg: dict[str, Any], key: str, *, closed_above: bool) -> float:
 def resolve_schedule_config(cfg: dict[str, Any]) -> dict[str, Any]:
     """Check a schedule config and return it with every default filled in.
 
-    Raises ValueError naming the offending key (``schedule.<key>``). Checks that need the run length
-    (warm-up plus decay longer than the run) happen in ``build_schedule``.
+    Raises ``ConfigError`` naming the offending key (``schedule.<key>``). Checks that need the run
+    length (warm-up plus decay longer than the run) happen in ``build_schedule``.
     """
     if not isinstance(cfg, dict):
-        raise ValueError(f"schedule: expected a mapping, got {cfg!r}")
+        raise ConfigError("schedule", f"expected a mapping, got {cfg!r}")
     if "name" not in cfg:
         raise _fail("name", "required key is missing")
     name = cfg["name"]

@@ -183,7 +183,7 @@ def verify_run(run_dir: Path, results_dir: Path, device: str | None = None) -> V
 
             train(configs[0], outs[0], checkpoint_dir=Path(tmp) / "ckpt", resume=False)
         else:
-            from adamnoise.training.packed import train_pack
+            from adamnoise.training.trainer import train_pack
 
             train_pack(configs, outs, checkpoint_dir=Path(tmp) / "ckpt", resume=False)
         out = outs[members.index(run_dir)]

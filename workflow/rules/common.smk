@@ -6,19 +6,21 @@ from snakemake.logging import logger
 
 from adamnoise import comparison as cmp
 from adamnoise.data import corpus
+from adamnoise.errors import ConfigError
 from adamnoise import experiment as ex
 from adamnoise import figures as fig
 from adamnoise import plan as cost_plan
+from adamnoise import workflow_config
 
 try:
-    EXPERIMENTS = ex.load_experiments(config)
+    EXPERIMENTS = workflow_config.load_experiments(config)
     COMPARISONS = cmp.load_comparisons(config, EXPERIMENTS)
     SWEEP_WARNINGS = [
         warning
         for name in config["active"]
-        for warning in ex.one_value_sweeps(EXPERIMENTS[name])
+        for warning in workflow_config.one_value_sweeps(EXPERIMENTS[name])
     ]
-except (ex.ConfigError, cmp.ComparisonError) as error:
+except ConfigError as error:
     raise WorkflowError(f"invalid config: {error}") from None
 for warning in SWEEP_WARNINGS:
     logger.warning(f"config: {warning}")
@@ -99,42 +101,42 @@ def write_config_yaml(path, config_json, log):
     write_text(log, f"wrote {path}\n")
 
 
+# the figure scopes without an experiment or comparison: one page each, under <results>/<scope>/
+REPORT_GROUPS = ("theory", "toy")
+
+
 def figure_targets(figure):
-    """The HTML of one figure for every active experiment (or comparison) that has it."""
-    if fig.FIGURES[figure].scope == "comparison":
-        return [
-            f"{RESULTS}/comparisons/{name}/{figure}.html"
-            for name, comparison in ACTIVE_COMPARISONS.items()
-            if comparison.figure == figure
-        ]
-    return [
-        f"{RESULTS}/{name}/report/{figure}.html"
-        for name, experiment in ACTIVE.items()
-        if figure in experiment.figures
-    ]
+    """The HTML of one figure: for every active experiment (or comparison) that has it, or the
+    one page of a theory or toy figure."""
+    scope = fig.FIGURES[figure].scope
+    if scope == "comparison":
+        names = [n for n, c in ACTIVE_COMPARISONS.items() if c.figure == figure]
+    elif scope == "experiment":
+        names = [n for n, e in ACTIVE.items() if figure in e.figures]
+    else:
+        names = [None]
+    return [fig.page_path(RESULTS, figure, name) for name in names]
 
 
 def figure_html_targets():
     """Every rendered figure of `rule all` (the index page lists them)."""
-    targets = [f"{RESULTS}/theory/report/theory_figures.html"]
+    scopes = ["theory", "experiment", "comparison"]
     if config.get("toy_quadratics", True):
-        targets += [f"{RESULTS}/toy/report/{figure}.html" for figure in TOY_FIGURES]
-    for figure in fig.FIGURES:
-        targets += figure_targets(figure)
-    return targets
+        scopes.append("toy")
+    return [
+        target
+        for scope in scopes
+        for figure in fig.names(scope)
+        for target in figure_targets(figure)
+    ]
 
 
 def all_targets():
+    """The aggregate and flips of every active experiment, and every figure with its inputs."""
     targets = [f"{RESULTS}/index.html"]
-    for name, experiment in ACTIVE.items():
+    for name in ACTIVE:
         targets.append(f"{RESULTS}/{name}/aggregate.nc")
         targets.append(f"{RESULTS}/{name}/theory_flips.nc")
-        for figure in experiment.figures:
-            axis = fig.SWEEP_AXIS.get(figure)
-            if figure.endswith("_sweep"):
-                targets.append(f"{RESULTS}/{name}/optima_{axis}.csv")
-            if figure.endswith("_predictions"):
-                targets.append(f"{RESULTS}/{name}/predictions_{axis}.csv")
     return targets + figure_html_targets()
 
 
@@ -142,39 +144,30 @@ def all_targets():
 # (adamnoise.figures)
 
 
-def figure_inputs(wildcards):
-    files = fig.input_files(wildcards.figure, f"{RESULTS}/{wildcards.experiment}")
-    return {
-        "notebook": f"{workflow.basedir}/notebooks/{fig.FIGURES[wildcards.figure].notebook}",
-        **files,
-    }
+def report_inputs(wildcards):
+    """The notebook and the input files of the page <group>/<folder>/<figure>.html."""
+    try:
+        name = fig.locate(wildcards.group, wildcards.folder, wildcards.figure)
+    except ValueError as error:
+        raise WorkflowError(str(error)) from None
+    experiments = ()
+    if wildcards.group == "comparisons":
+        comparison = COMPARISONS[name]
+        if comparison.figure != wildcards.figure:
+            raise WorkflowError(
+                f"comparison {name!r} draws {comparison.figure!r}, not {wildcards.figure!r}"
+            )
+        experiments = comparison.experiments
+    files = fig.report_inputs(RESULTS, wildcards.figure, name, experiments)
+    notebook = f"{workflow.basedir}/notebooks/{fig.FIGURES[wildcards.figure].notebook}"
+    return {"notebook": notebook, **files}
 
 
-def papermill_parameters(wildcards, input):
-    figure = fig.FIGURES[wildcards.figure]
-    parameters = {name: input[name] for name in figure.inputs} | figure.parameters
-    # a list of words, each quoted by `{params.papermill:q}`
-    return [
-        word for name, value in parameters.items() for word in ("-p", name, str(value))
-    ]
-
-
-def comparison_inputs(wildcards):
-    comparison = COMPARISONS[wildcards.comparison]
-    directories = [f"{RESULTS}/{name}" for name in comparison.experiments]
-    files = fig.comparison_input_files(comparison.figure, directories)
+def papermill_arguments(wildcards, input):
+    """`-p NAME PATH` per input, `-y` for a list: words each quoted by `{params.papermill:q}`."""
     inputs = {
-        "notebook": f"{workflow.basedir}/notebooks/{fig.FIGURES[comparison.figure].notebook}"
+        name: input[name] if isinstance(input[name], str) else list(input[name])
+        for name in input.keys()
+        if name != "notebook"
     }
-    for name, paths in files.items():
-        inputs[name] = paths
-    return inputs
-
-
-def comparison_parameters(wildcards, input):
-    """List parameters as papermill YAML (-y): one flow-style line per parameter."""
-    names = fig.FIGURES[COMPARISONS[wildcards.comparison].figure].inputs
-    lines = [
-        f"{name}: [{', '.join(repr(str(p)) for p in input[name])}]" for name in names
-    ]
-    return [word for line in lines for word in ("-y", line)]
+    return fig.papermill_arguments(wildcards.figure, inputs)

@@ -41,10 +41,12 @@ rule train:
         runtime=experiment_resource("runtime", 30),
     shell:
         # OMP_NUM_THREADS: torch would otherwise take every core in each of the parallel jobs
-        # appended: the log keeps every attempt (a resumed run says where it resumed)
+        # Snakemake deletes the declared log before it reruns a failed or incomplete job, so every
+        # attempt is also appended to LOG.attempts, which it does not know (a resumed run says
+        # where it resumed)
         '(echo "== attempt at $(date -u +%FT%TZ) on $(hostname)"'
         " && OMP_NUM_THREADS={threads} adamnoise train {input.config:q} --out {output:q} --resume"
-        ") >> {log:q} 2>&1"
+        ") 2>&1 | tee -a {log:q}.attempts >> {log:q}"
 
 
 # One rule per pack (`pack: K`), named train_pack_<experiment>_<pack_id>: the runs of one pack
@@ -76,6 +78,7 @@ for pack_experiment in EXPERIMENTS.values():
             shell:
                 '(echo "== attempt at $(date -u +%FT%TZ) on $(hostname)"'
                 " && OMP_NUM_THREADS={threads} adamnoise train-pack {input.configs:q}"
-                " --out {output.results:q} --resume) >> {log:q} 2>&1"
+                " --out {output.results:q} --resume) 2>&1"
+                " | tee -a {log:q}.attempts >> {log:q}"
                 " && printf '%s\\n' {output.results:q} > {output.marker:q}.part"
                 " && mv {output.marker:q}.part {output.marker:q}"

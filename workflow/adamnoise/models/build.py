@@ -29,7 +29,10 @@ def build_model(cfg: dict[str, Any], vocab_size: int) -> nn.Module:
         raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
     fields = resolve_model_config(cfg)
     arch = fields.pop("arch")
-    return ARCHITECTURES[arch](CONFIGS[arch](**fields), vocab_size)
+    config = CONFIGS[arch](**fields)
+    model = ARCHITECTURES[arch](config, vocab_size)
+    model.loss_chunk_tokens = config.loss_chunk_tokens  # read by the loss (loss.py)
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -21,6 +21,7 @@ class TransformerXLConfig:
     dropatt: float = 0.0  # on attention probabilities
     mem_len: int = 128  # hidden states kept per layer when carry_memory is on
     carry_memory: bool = False  # Kunstner et al. did not carry memory between batches
+    loss_chunk_tokens: int | None = None  # softmax over this many tokens at a time (loss.py)
 
     def __post_init__(self):
         for name in ("n_layer", "d_model", "n_head", "d_head", "d_inner"):
@@ -35,6 +36,7 @@ class TransformerXLConfig:
         for name in ("dropout", "dropatt"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"transformer_xl: {name} must be in [0, 1)")
+        _check_chunk("transformer_xl", self.loss_chunk_tokens)
 
 
 @dataclass
@@ -52,10 +54,12 @@ class GPTConfig:
     tie_embeddings: bool = False
     dropout: float = 0.0
     max_seq_len: int = 2048  # length of the rotary cache
+    loss_chunk_tokens: int | None = None  # softmax over this many tokens at a time (loss.py)
 
     def __post_init__(self):
         _check_common("gpt", self.n_layer, self.d_model, self.n_head, self.max_seq_len)
         _check_dropout("gpt", self.dropout)
+        _check_chunk("gpt", self.loss_chunk_tokens)
         if self.d_mlp is None:
             self.d_mlp = 16 * math.ceil(8 * self.d_model / 3 / 16)
         if self.d_mlp < 1:
@@ -79,10 +83,12 @@ class NanoGPTConfig:
     # its "10.65M parameters" for shakespeare_char is the count without biases.
     bias: bool = False
     tie_embeddings: bool = True
+    loss_chunk_tokens: int | None = None  # softmax over this many tokens at a time (loss.py)
 
     def __post_init__(self):
         _check_common("nanogpt", self.n_layer, self.d_model, self.n_head, self.max_seq_len)
         _check_dropout("nanogpt", self.dropout)
+        _check_chunk("nanogpt", self.loss_chunk_tokens)
 
 
 def _check_common(arch: str, n_layer: int, d_model: int, n_head: int, max_seq_len: int) -> None:
@@ -98,6 +104,11 @@ def _check_common(arch: str, n_layer: int, d_model: int, n_head: int, max_seq_le
 def _check_dropout(arch: str, dropout: float) -> None:
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"{arch}: dropout must be in [0, 1), got {dropout}")
+
+
+def _check_chunk(arch: str, chunk: int | None) -> None:
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise ValueError(f"{arch}: loss_chunk_tokens must be null or an integer >= 1, got {chunk}")
 
 
 def rotary_dim(head_dim: int, fraction: float) -> int:

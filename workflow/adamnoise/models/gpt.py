@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configs import GPTConfig, NanoGPTConfig, rotary_dim
+from .loss import token_cross_entropy
 
 INIT_STD = 0.02
 
@@ -142,6 +143,7 @@ class _DecoderLM(nn.Module):
     """
 
     context_len = 0  # no preceding context needed: inputs and targets have the same length
+    loss_chunk_tokens: int | None = None  # build_model sets the config's (loss.py)
 
     def __init__(self, vocab_size: int, d_model: int, max_seq_len: int, tie_embeddings: bool):
         super().__init__()
@@ -180,9 +182,7 @@ class _DecoderLM(nn.Module):
         x = self.embed(inputs)
         for block in self.blocks:
             x = block(x)
-        logits = self.lm_head(self.norm_f(x)).float()
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
-        return loss.view_as(targets)
+        return token_cross_entropy(self.norm_f(x), self.lm_head, targets, self.loss_chunk_tokens)
 
 
 class GPT(_DecoderLM):

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .configs import TransformerXLConfig
+from .loss import token_cross_entropy
 
 # Dai et al.'s initialisation (kept by Kunstner et al.): every weight N(0, 0.02), biases zero,
 # LayerNorm gains N(1, 0.02).
@@ -177,6 +178,8 @@ class TransformerXL(nn.Module):
     the tokens each time, nothing is carried between calls, so batches may be shuffled.
     """
 
+    loss_chunk_tokens: int | None = None  # build_model sets the config's (loss.py)
+
     def __init__(self, cfg: TransformerXLConfig, vocab_size: int):
         super().__init__()
         self.cfg = cfg
@@ -245,6 +248,4 @@ class TransformerXL(nn.Module):
             with torch.no_grad():
                 _, memories = self._run_layers(inputs[:, :context], None)
         hidden, _ = self._run_layers(inputs[:, context:], memories)
-        logits = self.out_layer(hidden).float()
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none")
-        return loss.view_as(targets)
+        return token_cross_entropy(hidden, self.out_layer, targets, self.loss_chunk_tokens)

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from adamnoise.training.config import ConfigError, build_dataclass
+from adamnoise.config_tree import build_dataclass, coerce
+from adamnoise.errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
@@ -38,13 +40,8 @@ NUMBER = "must be a number"
 YAML_HINT = " (YAML reads 1e-3 as a string: write 1.0e-3)"
 
 
-def fail(key: str, message: str) -> ValueError:
-    """The error of a bad optimiser config: the message starts with ``optimizer.<key>:``."""
-    return ValueError(f"optimizer.{key}: {message}")
-
-
 # --------------------------------------------------------------------------------------------
-# fields: the type comes from the annotation (checked by training.config.build_dataclass), the
+# fields: the type comes from the annotation (checked by config_tree.build_dataclass), the
 # value rule from the metadata (checked by OptimizerConfig.__post_init__)
 
 
@@ -103,25 +100,27 @@ class OptimizerConfig:
     def from_dict(cls, raw: dict[str, Any]) -> OptimizerConfig:
         """The config of the ``optimizer`` section ``raw`` (its ``name`` is this class's).
 
-        Raises ValueError naming ``optimizer.<key>`` for a key the optimiser does not have (with
-        the allowed ones), a missing ``lr``, a value of the wrong type or out of range.
+        Raises ``ConfigError`` naming ``optimizer.<key>`` for a key the optimiser does not have
+        (with the allowed ones), a missing ``lr``, a value of the wrong type or out of range.
         """
         params = {key: value for key, value in raw.items() if key != "name"}
         allowed = {"name"} | {f.name for f in dataclasses.fields(cls)}
         for key in params:
             if key not in allowed:
-                raise fail(key, f"not a parameter of {cls.name!r}; allowed: {sorted(allowed)}")
-        try:
-            return build_dataclass(cls, params, "optimizer.")
-        except ConfigError as error:  # a wrong type: say what the value must be
-            key = error.key.removeprefix("optimizer.")
-            if key not in params:
-                raise
-            value = params[key]
-            fields = {f.name: f for f in dataclasses.fields(cls)}
-            type_rule = fields[key].metadata["type_rule"]
-            hint = YAML_HINT if type_rule == NUMBER and isinstance(value, str) else ""
-            raise fail(key, f"{type_rule}, got {value!r}{hint}") from None
+                raise ConfigError(
+                    f"optimizer.{key}",
+                    f"not a parameter of {cls.name!r}; allowed: {sorted(allowed)}",
+                )
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        for key, value in params.items():  # a wrong type: say what the value must be
+            try:
+                coerce(hints[key], value, f"optimizer.{key}")
+            except ConfigError:
+                type_rule = fields[key].metadata["type_rule"]
+                hint = YAML_HINT if type_rule == NUMBER and isinstance(value, str) else ""
+                raise ConfigError(f"optimizer.{key}", f"{type_rule}, got {value!r}{hint}") from None
+        return build_dataclass(cls, params, "optimizer.")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -129,10 +128,10 @@ class OptimizerConfig:
             if value is None:  # only where the annotation allows it (build_dataclass checks)
                 continue
             if f.metadata.get("type_rule") == NUMBER and not math.isfinite(value):
-                raise fail(f.name, f"must be finite, got {value!r}")
+                raise ConfigError(f"optimizer.{f.name}", f"must be finite, got {value!r}")
             ok = f.metadata.get("ok")
             if ok is not None and not ok(value):
-                raise fail(f.name, f"{f.metadata['rule']}, got {value!r}")
+                raise ConfigError(f"optimizer.{f.name}", f"{f.metadata['rule']}, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The complete config: ``name`` and every field."""
@@ -168,8 +167,8 @@ class AdamConfig(OptimizerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.init == "gradient" and self.bias_correction:
-            raise fail(
-                "init",
+            raise ConfigError(
+                "optimizer.init",
                 f"'gradient' needs bias_correction: false for {self.name} (seed 003 Table 3 pairs "
                 "GI with -BC; bias correction undoes zero initialisation)",
             )
@@ -236,7 +235,9 @@ class SGDConfig(OptimizerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.coordinate_clip_fraction is not None and self.coordinate_clip is not None:
-            raise fail("coordinate_clip_fraction", "give coordinate_clip or this, not both")
+            raise ConfigError(
+                "optimizer.coordinate_clip_fraction", "give coordinate_clip or this, not both"
+            )
 
     def arguments(self) -> dict[str, Any]:
         return dict(

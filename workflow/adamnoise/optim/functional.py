@@ -74,10 +74,10 @@ def adam_update_(
     exp_avg_sq: Tensor,
     *,
     step: int,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
+    lr: float | Tensor,
+    beta1: float | Tensor,
+    beta2: float | Tensor,
+    eps: float | Tensor,
     weight_decay: float = 0.0,
     decoupled_weight_decay: bool = False,
     bias_correction: bool = True,
@@ -98,6 +98,11 @@ def adam_update_(
     RMSprop is this update with β1 = 0 (seed 003 §2: "RMSprop ... sets β1 = 0"; seed 004 App. C).
     Then m_t = g_t and the step is η g_t / (√(v_t/(1 − β2^t)) + ε); without bias correction this is
     exactly ``torch.optim.RMSprop(alpha=β2, eps=ε)`` (no momentum, not centred).
+
+    Stacked runs (training/stacked.py) pass ``lr``, ``beta1``, ``beta2`` and ``eps`` as float64
+    tensors of shape ``[K, 1, ..., 1]`` for parameters ``[K, ...]``, one row per run: every
+    constant is then formed in double precision, as from Python floats, and rounded once to the
+    parameter's dtype, so that each row takes the single run's float32 constants.
     """
     if weight_decay and not decoupled_weight_decay:
         grad = grad.add(param, alpha=weight_decay)
@@ -105,17 +110,40 @@ def adam_update_(
         exp_avg.copy_(grad)
         torch.mul(grad, grad, out=exp_avg_sq)
     else:
-        exp_avg.lerp_(grad, 1.0 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        exp_avg.lerp_(grad, _constant(1.0 - beta1, param))
+        _scaled_square_add_(exp_avg_sq.mul_(_constant(beta2, param)), grad, 1.0 - beta2)
     if bias_correction:
         bias_correction1 = 1.0 - beta1**step
         bias_correction2 = 1.0 - beta2**step
     else:
         bias_correction1 = bias_correction2 = 1.0
     if weight_decay and decoupled_weight_decay:
-        param.mul_(1.0 - lr * weight_decay)
-    denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(eps)
-    param.addcdiv_(exp_avg, denom, value=-lr / bias_correction1)
+        param.mul_(_constant(1.0 - lr * weight_decay, param))
+    sqrt_correction2 = (
+        bias_correction2.sqrt()
+        if torch.is_tensor(bias_correction2)
+        else math.sqrt(bias_correction2)
+    )
+    denom = (exp_avg_sq.sqrt() / _constant(sqrt_correction2, param)).add_(_constant(eps, param))
+    step_size = -lr / bias_correction1
+    if torch.is_tensor(step_size):
+        param.add_((exp_avg / denom).mul_(_constant(step_size, param)))
+    else:
+        param.addcdiv_(exp_avg, denom, value=step_size)
+
+
+def _constant(value: float | Tensor, like: Tensor) -> float | Tensor:
+    """A hyperparameter as the update uses it: a Python float as it is, a per-run float64 tensor
+    rounded once to the parameter's dtype (the rounding a Python float gets inside the kernel)."""
+    return value.to(like.dtype) if torch.is_tensor(value) else value
+
+
+def _scaled_square_add_(total: Tensor, grad: Tensor, scale: float | Tensor) -> None:
+    """total += scale · grad², in place (``addcmul_`` takes only a Python scale)."""
+    if torch.is_tensor(scale):
+        total.addcmul_(grad * _constant(scale, grad), grad)
+    else:
+        total.addcmul_(grad, grad, value=scale)
 
 
 # --------------------------------------------------------------------------------------------

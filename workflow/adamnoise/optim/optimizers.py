@@ -56,7 +56,9 @@ class InstrumentedOptimizer(torch.optim.Optimizer):
         super().__init__(params, defaults)
         # a global norm spans all parameter groups, so it is a property of the optimiser
         self.grad_clip_norm = grad_clip_norm
-        self.last_step_stats: dict[str, float] = {}
+        self.last_step_stats: dict[str, float | Tensor] = {}
+        # True: ``last_step_stats`` keeps 0-d device tensors (no synchronisation of its own)
+        self.stats_on_device = False
 
     def _params_with_grad(self) -> Iterator[tuple[dict[str, Any], Tensor]]:
         for group in self.param_groups:
@@ -92,7 +94,9 @@ class InstrumentedOptimizer(torch.optim.Optimizer):
             stats["clip_fraction"] = stats["coordinate_clip_fraction"]
         elif "grad_clipped" in stats:
             stats["clip_fraction"] = stats["grad_clipped"]
-        if stats:  # one device-to-host copy for all numbers of this step
+        if stats and self.stats_on_device:  # the trainer fetches them with its own copy
+            self.last_step_stats = {k: v.detach().float().reshape(()) for k, v in stats.items()}
+        elif stats:  # one device-to-host copy for all numbers of this step
             values = torch.stack([v.detach().float().reshape(()) for v in stats.values()]).tolist()
             self.last_step_stats = dict(zip(stats, values, strict=True))
         else:

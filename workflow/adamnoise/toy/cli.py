@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     for parser, func in ((gap, run_gap), (sign, run_sign)):
         parser.add_argument("--out", required=True, help="output netCDF path (PATH.nc)")
         parser.add_argument(
+            "--csv", default=None, help="also write the summary table the command prints (CSV)"
+        )
+        parser.add_argument(
             "--runs", type=int, default=None, help="runs (batch-noise seeds) per setting; 10"
         )
         parser.set_defaults(func=func)
@@ -54,8 +57,13 @@ def _run(args: argparse.Namespace, build, table) -> int:
     wall = time.perf_counter() - start
     dataset.attrs["wall_time_s"] = round(wall, 2)
     save_netcdf(dataset, args.out)
+    summary = table(dataset)
+    if args.csv is not None:
+        from adamnoise.io import write_text
+
+        write_text(args.csv, summary.to_csv(float_format="%.6g"))
     with pd.option_context("display.width", 160, "display.float_format", "{:.3g}".format):
-        print(table(dataset).to_string())
+        print(summary.to_string())
     print(f"{command}: {wall:.1f} s, wrote {args.out}")
     return 0
 

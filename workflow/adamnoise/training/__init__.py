@@ -10,10 +10,16 @@ Modules, one per concern:
 - ``checkpoint``: atomic checkpoints with every RNG state;
 - ``result``: the recorded series and the netCDF run result;
 - ``progress``: tqdm bar or plain log lines;
-- ``trainer``: the loop (``train``, ``Trainer``); ``cli``: the subcommand.
+- ``runtime``: device, seeding, the data cut into sequences, the step's host synchronisation;
+- ``evaluation``: validation loss and its standard error, measurements at the best weights, the
+  stopping rule;
+- ``trainer``: the one run loop of single runs and packs (``train``, ``train_pack``, ``Trainer``),
+  whose steps an engine computes: ``sequential`` (each run its own model, in turn) or ``stacked``
+  (runs of one shape as one vmapped model); ``packing``: which runs can share a job;
+- ``cli``: the subcommands.
 
 Importing this package does not import torch (the CLI must start fast); ``train`` and
-``Trainer`` are loaded on first use.
+``Trainer`` (and ``train_pack``) are loaded on first use.
 """
 
 from adamnoise.training.config import (
@@ -36,11 +42,12 @@ __all__ = [
     "load_run_config",
     "run_config_schema",
     "train",
+    "train_pack",
 ]
 
 
 def __getattr__(name: str):
-    if name in ("train", "Trainer"):
+    if name in ("train", "train_pack", "Trainer"):
         from adamnoise.training import trainer
 
         return getattr(trainer, name)

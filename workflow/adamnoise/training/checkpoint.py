@@ -100,15 +100,22 @@ def load_checkpoint(directory: str | Path) -> dict[str, Any] | None:
         raise  # the file system's problem, not the file's: moving it would not help
     # truncated (OSError or RuntimeError from torch), not a zip, or a pickle that is more than data
     except Exception as error:
-        aside = move_aside(path)
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        warnings.warn(
-            f"checkpoint {path} does not load ({reason}); moved it to {aside} and starting "
-            "the run over",
-            UnreadableCheckpointWarning,
-            stacklevel=2,
-        )
+        set_aside(directory, f"it does not load ({reason})")
         return None
+
+
+def set_aside(directory: str | Path, reason: str) -> Path:
+    """Move the checkpoint in ``directory`` aside (``move_aside``) with an
+    ``UnreadableCheckpointWarning`` saying why; the run starts over. Returns the new name."""
+    path = checkpoint_file(directory)
+    aside = move_aside(path)
+    warnings.warn(
+        f"checkpoint {path}: {reason}; moved it to {aside} and starting the run over",
+        UnreadableCheckpointWarning,
+        stacklevel=3,
+    )
+    return aside
 
 
 def remove_checkpoint(directory: str | Path) -> None:

@@ -26,6 +26,14 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--checkpoint-dir", metavar="DIR", help="checkpoint directory (default: RESULT.nc.ckpt/)"
     )
+    parser.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=20.0,
+        metavar="M",
+        help="also checkpoint every M minutes of wall-clock time (0: never); SIGTERM always "
+        "checkpoints and exits with status 143 (default: %(default)s)",
+    )
     parser.set_defaults(func=run_train)
 
     pack = subparsers.add_parser(
@@ -33,7 +41,7 @@ def register(subparsers) -> None:
         help="train K runs of the same shape in one process (packed) and write K result files",
         description=(
             "Train K runs that differ only in seed, lr, beta1, beta2, eps as one pack "
-            "(adamnoise.training.packed) and write one result file per run, in the format of "
+            "(adamnoise.training.trainer) and write one result file per run, in the format of "
             "'adamnoise train'. Runs that differ in anything else are refused, naming the key."
         ),
     )
@@ -49,11 +57,20 @@ def register(subparsers) -> None:
         metavar="DIR",
         help="checkpoint directory of the pack (default: the first RESULT.nc + .pack.ckpt/)",
     )
+    pack.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        default=20.0,
+        metavar="M",
+        help="also checkpoint every M minutes of wall-clock time (0: never); SIGTERM always "
+        "checkpoints and exits with status 143 (default: %(default)s)",
+    )
     pack.set_defaults(func=run_train_pack)
 
 
 def run_train_pack(args: argparse.Namespace) -> int:
-    from adamnoise.training.config import ConfigError, load_run_config
+    from adamnoise.errors import ConfigError
+    from adamnoise.training.config import load_run_config
 
     if len(args.run_configs) != len(args.out):
         print(
@@ -70,15 +87,22 @@ def run_train_pack(args: argparse.Namespace) -> int:
             print(f"adamnoise train-pack: invalid run config {path}: {exc}", file=sys.stderr)
             return 2
 
-    from adamnoise.training.packed import train_pack
+    from adamnoise.training.trainer import PREEMPTED_EXIT_STATUS, Preempted, train_pack
 
     try:
         outcomes = train_pack(
-            configs, args.out, checkpoint_dir=args.checkpoint_dir, resume=args.resume
+            configs,
+            args.out,
+            checkpoint_dir=args.checkpoint_dir,
+            resume=args.resume,
+            checkpoint_minutes=args.checkpoint_minutes,
         )
     except ConfigError as exc:
         print(f"adamnoise train-pack: {exc}", file=sys.stderr)
         return 2
+    except Preempted as exc:
+        print(f"adamnoise train-pack: {exc}", file=sys.stderr)
+        return PREEMPTED_EXIT_STATUS
     for config, outcome in zip(configs, outcomes, strict=True):
         print(f"{config.run_id}: {outcome.status} after {outcome.steps} steps -> {outcome.out}")
     return 0
@@ -86,7 +110,8 @@ def run_train_pack(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     # config first: a wrong key is reported before torch is imported
-    from adamnoise.training.config import ConfigError, load_run_config
+    from adamnoise.errors import ConfigError
+    from adamnoise.training.config import load_run_config
 
     try:
         config = load_run_config(args.run_config)
@@ -94,12 +119,21 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"adamnoise train: invalid run config {args.run_config}: {exc}", file=sys.stderr)
         return 2
 
-    from adamnoise.training.trainer import train
+    from adamnoise.training.trainer import PREEMPTED_EXIT_STATUS, Preempted, train
 
     try:
-        outcome = train(config, args.out, checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+        outcome = train(
+            config,
+            args.out,
+            checkpoint_dir=args.checkpoint_dir,
+            resume=args.resume,
+            checkpoint_minutes=args.checkpoint_minutes,
+        )
     except ConfigError as exc:
         print(f"adamnoise train: {args.run_config}: {exc}", file=sys.stderr)
         return 2
+    except Preempted as exc:
+        print(f"adamnoise train: {exc}", file=sys.stderr)
+        return PREEMPTED_EXIT_STATUS
     print(f"{config.run_id}: {outcome.status} after {outcome.steps} steps -> {outcome.out}")
     return 0

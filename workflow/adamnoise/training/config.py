@@ -15,19 +15,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adamnoise.config_tree import build_dataclass, dataclass_schema
+from adamnoise.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A run config that cannot be used; the message starts with the dotted key at fault."""
-
-    def __init__(self, key: str, message: str):
-        self.key = key
-        super().__init__(f"{key}: {message}" if key else message)
+__all__ = [
+    "DEVICES",
+    "PRECISIONS",
+    "TRAINING_DEFAULTS",
+    "ConfigError",
+    "DataConfig",
+    "RunConfig",
+    "TrainingConfig",
+    "config_differences",
+    "load_run_config",
+    "run_config_schema",
+]
 
 
 @dataclass(frozen=True)
@@ -58,13 +64,15 @@ class TrainingConfig:
     test_at_best: bool = True
     # B_simple from all N per-sequence gradients at the best weights (N passes; small N only)
     exact_noise_scale: bool = False
-    checkpoint_every: int = 0  # optimiser steps between checkpoints; 0 disables
+    # optimiser steps between checkpoints (kill drills); 0: none. Jobs also checkpoint by the
+    # wall clock (``--checkpoint-minutes``, not part of a run's identity) and on SIGTERM
+    checkpoint_every: int = 0
     divergence_loss: float = 30.0  # training loss above this (or NaN/inf) => status diverged
     # false: a diverged run trains on to its cap, recording every step (seed 004 Fig. 1 reads the
     # max-update of runs in B-, whose loss may blow up, at every step to the end); the result
     # still says it diverged and at which step (attrs diverged_at_step, steps_after_divergence)
     stop_on_divergence: bool = True
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | meta (a value-less dry run of the device path)
     precision: str = "fp32"  # fp32 | bf16 (autocast)
     tf32: bool = False
     compile: bool = False
@@ -85,7 +93,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     if f.default is not dataclasses.MISSING
 }
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "meta")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -135,65 +143,6 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "
         elif a != b:
             diffs.append(f"{name} ({a!r} -> {b!r})")
     return diffs
-
-
-# --------------------------------------------------------------------------------------------
-# construction with type checks
-
-
-def build_dataclass(cls: type, raw: Any, prefix: str = "") -> Any:
-    """Dataclass ``cls`` from a parsed mapping; ``ConfigError`` names ``prefix + key`` for an
-    unknown or missing key and a value of the wrong type (also used by ``adamnoise.optim``)."""
-    if not isinstance(raw, dict):
-        raise ConfigError(prefix.rstrip(".") or "<root>", f"expected a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in fields:
-            raise ConfigError(f"{prefix}{key}", f"unknown key (allowed: {', '.join(fields)})")
-    values = {}
-    for name, f in fields.items():
-        key = f"{prefix}{name}"
-        if name not in raw:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(key, "required key is missing")
-            continue
-        values[name] = _coerce(hints[name], raw[name], key)
-    return cls(**values)
-
-
-def _coerce(hint: Any, value: Any, key: str) -> Any:
-    """Check ``value`` against a type hint; ints are accepted where floats are expected."""
-    if dataclasses.is_dataclass(hint):
-        return build_dataclass(hint, value, key + ".")
-    origin = typing.get_origin(hint)
-    if origin in (types.UnionType, typing.Union):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        (inner,) = [o for o in options if o is not type(None)]
-        return _coerce(inner, value, key)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(key, f"expected a mapping, got {value!r}")
-        return dict(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(key, f"expected true/false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(key, f"expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(key, f"expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(key, f"expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported type hint {hint!r} for {key}")  # a bug here, not in the config
 
 
 def _check_values(config: RunConfig) -> None:
@@ -252,46 +201,9 @@ def _check_values(config: RunConfig) -> None:
 # JSON schema (types and defaults only; value rules live in _check_values)
 
 
-def _schema_of(hint: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(hint):
-        return _dataclass_schema(hint)
-    origin = typing.get_origin(hint)
-    if origin in (types.UnionType, typing.Union):
-        return {"anyOf": [_schema_of(a) for a in typing.get_args(hint)]}
-    if origin is dict:
-        return {"type": "object"}
-    return {
-        bool: {"type": "boolean"},
-        int: {"type": "integer"},
-        float: {"type": "number"},
-        str: {"type": "string"},
-        type(None): {"type": "null"},
-    }[hint]
-
-
-def _dataclass_schema(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    properties, required = {}, []
-    for f in dataclasses.fields(cls):
-        prop = _schema_of(hints[f.name])
-        if f.default is not dataclasses.MISSING:
-            prop["default"] = f.default
-        elif f.default_factory is dataclasses.MISSING:
-            required.append(f.name)
-        properties[f.name] = prop
-    schema: dict[str, Any] = {
-        "type": "object",
-        "properties": properties,
-        "additionalProperties": False,
-    }
-    if required:
-        schema["required"] = required
-    return schema
-
-
 def run_config_schema() -> dict[str, Any]:
     """JSON schema of a run config (types, required keys, defaults; not the value rules)."""
-    schema = _dataclass_schema(RunConfig)
+    schema = dataclass_schema(RunConfig)
     schema["properties"]["training"]["properties"]["device"]["enum"] = list(DEVICES)
     schema["properties"]["training"]["properties"]["precision"]["enum"] = list(PRECISIONS)
     for section in ("optimizer", "schedule"):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from adamnoise.training.batches import SequenceCut
+from adamnoise.training.runtime import host_values
 
 
 @dataclass(frozen=True)
@@ -65,5 +66,5 @@ def exact_noise_scale(
         total_sq += sum(g.square().sum() for g in grads64)
     mean_sq = sum(t.square().sum() for t in total) / n**2  # |G|^2
     trace = (total_sq - n * mean_sq) / (n - 1)
-    grad_sq_norm, noise_trace = torch.stack([mean_sq, trace]).tolist()
+    grad_sq_norm, noise_trace = host_values(torch.stack([mean_sq, trace]))
     return ExactNoise(grad_sq_norm, noise_trace, n)

@@ -1,11 +1,12 @@
-"""Which runs can be trained together as one pack (adamnoise.training.packed); torch-free, so
+"""Which runs can be trained together as one pack (adamnoise.training.trainer); torch-free, so
 that the workflow checks ``pack:`` at parse time without importing torch."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from adamnoise.training.config import ConfigError, RunConfig, config_differences
+from adamnoise.errors import ConfigError
+from adamnoise.training.config import RunConfig, config_differences
 
 # the dotted config keys in which the members of a pack may differ
 PACKABLE_KEYS = (
@@ -16,7 +17,6 @@ PACKABLE_KEYS = (
     "optimizer.beta2",
     "optimizer.eps",
 )
-PACKABLE_OPTIMIZERS = ("adam", "adamw")
 
 
 def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -57,18 +57,9 @@ def check_packable(configs: list[RunConfig]) -> None:
     run_ids = [c.run_id for c in configs]
     if len(set(run_ids)) != len(run_ids):
         raise ConfigError("run_id", f"the runs of a pack must have distinct run ids: {run_ids}")
-    for config in configs:
-        name = config.optimizer.get("name")
-        if name not in PACKABLE_OPTIMIZERS:
-            raise ConfigError(
-                "optimizer.name",
-                f"{config.run_id}: only {', '.join(PACKABLE_OPTIMIZERS)} can be packed, "
-                f"got {name!r}; train it with 'adamnoise train'",
-            )
-        if config.optimizer.get("grad_clip_norm") is not None:
-            raise ConfigError(
-                "optimizer.grad_clip_norm", f"{config.run_id}: Gclip is not supported in packs"
-            )
+    names = {c.run_id: c.optimizer.get("name") for c in configs}
+    if len(set(names.values())) > 1:
+        raise ConfigError("optimizer.name", f"the runs of a pack share one optimiser, got {names}")
     differences = pack_differences(configs)
     if differences:
         raise ConfigError(

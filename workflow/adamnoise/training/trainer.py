@@ -1,4 +1,8 @@
-"""The training loop of one run: ``adamnoise train RUN.yaml --out RESULT.nc [--resume]``.
+"""The run loop: ``adamnoise train RUN.yaml --out RESULT.nc [--resume]`` and, for K runs of one
+shape in one job, ``adamnoise train-pack``. One loop drives the runs of a job (its members) and an
+engine does each step's computation: ``SequentialEngine`` (sequential.py; every single run, and
+packs that cannot be stacked) or ``StackedEngine`` (stacked.py; dropout-free Adam runs as one
+vmapped model). Everything a run records is decided here, once, for both.
 
 One optimiser step (batches.py for the data protocol):
 
@@ -8,8 +12,11 @@ One optimiser step (batches.py for the data protocol):
    full-batch gradient norms for B_simple on the way (gradients.py, noise_scale.py);
 3. copy theta_n, let the optimiser update, measure ||theta_{n+1} - theta_n||_inf (seed 004);
 4. fetch loss, norms and max-update with one device synchronisation, check for divergence;
-5. evaluate every ``eval_every`` epochs (and before the first step), checkpoint every
-   ``checkpoint_every`` steps.
+5. evaluate every ``eval_every`` epochs (and before the first step); checkpoint every
+   ``checkpoint_minutes`` of wall-clock time (``--checkpoint-minutes``, 20 by default; a job
+   setting, not part of the run's config, because it does not change a number), every
+   ``checkpoint_every`` steps if that is set, and on SIGTERM (a Slurm time limit or
+   preemption): the job then exits with status 143 and ``--resume`` continues it.
 
 Evaluations happen at steps 0, k, 2k, ... with k = max(1, round(eval_every * m)) (m batches per
 epoch) and at the last step. A diverged run (NaN/inf loss or loss above ``divergence_loss``)
@@ -28,38 +35,67 @@ at full batch; the fraction keeps a short loss spike there from ending the run.)
 records why it stopped (``stop_reason``: ``patience``, ``cap`` or ``diverged``) and whether its
 best evaluation is its last one (``best_is_last``): such a run's "minimum" may only be where
 training stopped.
+
+Packs. The members of a pack share everything that fixes the shape of the computation and may
+differ only in seed, lr, beta1, beta2 and eps (packing.py). Each member's model is built as its
+single run's (``seed_everything(seed)`` then ``build_model``); each keeps its own data order,
+B_simple averages, history, best weights and stopping state, and a member that stops leaves the
+computation. Its result file is the single run's format plus ``pack_size``, ``pack_index`` and
+``pack_engine``; ``train_time_s`` is its share of the steps it trained in (the step time divided
+among the members in the step), ``wall_time_s`` runs until it stopped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import random
+import signal
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from adamnoise.status import COMPLETED, DIVERGED, STOP_CAP, STOP_DIVERGED, STOP_PATIENCE
-from adamnoise.training.batches import EpochSampler, SequenceCut, micro_batch_plan
+from adamnoise.training.batches import EpochSampler, micro_batch_plan
 from adamnoise.training.checkpoint import (
     checkpoint_file,
     load_checkpoint,
     remove_checkpoint,
     rng_states,
     save_checkpoint,
+    set_aside,
     set_rng_states,
 )
 from adamnoise.training.config import ConfigError, RunConfig, config_differences
 from adamnoise.training.epochs import batch_bounds
-from adamnoise.training.exact_noise import exact_noise_scale
-from adamnoise.training.gradients import GradientAccumulator, UpdateTracker
+from adamnoise.training.evaluation import (
+    evaluate,
+    keeps_best_weights,
+    measure_at_best,
+    passed_minimum,
+    record_evaluation,
+)
 from adamnoise.training.noise_scale import NoiseScaleEMA
+from adamnoise.training.packing import check_packable
 from adamnoise.training.progress import Progress
 from adamnoise.training.result import History, build_dataset, perplexity
+from adamnoise.training.runtime import (
+    RandomStream,
+    blame,
+    host_values,
+    noise_scale_for,
+    seed_everything,
+    sequence_cuts,
+    setup_torch,
+    total_steps_of,
+)
+
+# the layout of checkpoint.pt; a checkpoint of another layout is set aside and the run starts over
+CHECKPOINT_FORMAT = 2
+DEFAULT_CHECKPOINT_MINUTES = 20.0
+PREEMPTED_EXIT_STATUS = 128 + signal.SIGTERM  # what a shell reports for a SIGTERM'd process
 
 
 @dataclass
@@ -70,237 +106,154 @@ class RunOutcome:
     stop_reason: str = STOP_CAP
 
 
-def select_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("training.device", "cuda requested but no CUDA device is available")
-    return torch.device(requested)
+class Preempted(Exception):
+    """SIGTERM arrived; the job was checkpointed at ``step`` and ``--resume`` continues it."""
+
+    def __init__(self, step: int, checkpoint: Path):
+        self.step, self.checkpoint = step, checkpoint
+        super().__init__(f"SIGTERM: checkpointed at step {step} in {checkpoint}; rerun to resume")
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+@dataclass
+class Member:
+    """What one run of a job records besides its weights (which the engine holds)."""
+
+    config: RunConfig
+    out: Path
+    sampler: EpochSampler
+    noise: NoiseScaleEMA
+    history: History = field(default_factory=History)
+    best_state: dict[str, torch.Tensor] | None = None
+    active: bool = True
+    stop_reason: str = STOP_CAP
+    step: int = 0  # optimiser steps this member trained
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "noise_scale": self.noise.state_dict(),
+            "history": self.history.state_dict(),
+            "best_state": self.best_state,
+            "active": self.active,
+            "stop_reason": self.stop_reason,
+            "step": self.step,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.noise.load_state_dict(state["noise_scale"])
+        self.history = History.from_state_dict(state["history"])
+        self.best_state = state["best_state"]
+        self.active = state["active"]
+        self.stop_reason = state["stop_reason"]
+        self.step = state["step"]
 
 
-def total_steps_of(epochs: float, steps_per_epoch: int, max_steps: int | None) -> int:
-    # the small tolerance keeps e.g. epochs=0.3 with m=10 at 3 steps despite 0.3*10 = 2.9999...
-    total = max(1, math.floor(epochs * steps_per_epoch + 1e-9))
-    return min(total, max_steps) if max_steps is not None else total
+def build_engine(configs: list[RunConfig], models, device, autocast, total_steps: int):
+    """The stacked engine where the members can share one vmapped model, else the sequential."""
+    from adamnoise.training.sequential import SequentialEngine
+    from adamnoise.training.stacked import StackedEngine, stackable
 
-
-@contextlib.contextmanager
-def _blame(key: str, errors: tuple[type[Exception], ...]):
-    """Report another concern's rejection of its config section as a ConfigError on ``key``."""
-    try:
-        yield
-    except errors as exc:
-        raise ConfigError(key, str(exc)) from exc
-
-
-@torch.no_grad()
-def evaluate(model, loss_of, cut: SequenceCut, batch_size: int, autocast) -> tuple[float, float]:
-    """Token-weighted mean cross-entropy of a split (every scored token counts once) and its
-    standard error over the split's sequences.
-
-    The standard error treats the sequences as the sampled units (their tokens are not
-    independent): with T_i scored tokens and mean loss x_i in sequence i, T = sum T_i and the mean
-    x = sum T_i x_i / T, se^2 = n/(n-1) sum (T_i/T)^2 (x_i - x)^2, which is s^2/n for sequences of
-    equal length. It is the evaluation noise of one number: how much the loss would move on
-    another validation sample of the same size.
-    """
-    was_training = model.training
-    model.eval()
-    sums, counts = [], []
-    for inputs, targets in cut.eval_batches(batch_size):
-        with autocast():
-            per_token = loss_of(inputs, targets)
-        sums.append(per_token.double().sum(dim=-1))
-        counts.append(torch.full_like(sums[-1], targets.shape[-1]))
-    model.train(was_training)
-    if not sums:
-        return math.nan, math.nan
-    seq_sums, seq_tokens = torch.cat(sums), torch.cat(counts)
-    n, tokens = seq_sums.numel(), seq_tokens.sum()
-    mean = seq_sums.sum() / tokens
-    weights = seq_tokens / tokens
-    variance = (
-        (weights.square() * (seq_sums / seq_tokens - mean).square()).sum() * n / max(n - 1, 1)
-    )
-    loss, se = torch.stack([mean, variance.sqrt()]).tolist()  # one synchronisation
-    return loss, (se if n > 1 else math.nan)
-
-
-def _clip_fraction(optimizer) -> float:
-    """Clip fraction of the optimiser's last step (adamnoise.optim's ``last_step_stats``).
-
-    Our optimisers report an empty dict when no clipping is configured: nothing was clipped, 0.
-    An optimiser without ``last_step_stats`` gives NaN (unknown).
-    """
-    stats = getattr(optimizer, "last_step_stats", None)
-    if not isinstance(stats, dict):
-        return math.nan
-    value = stats.get("clip_fraction", 0.0)
-    return float(value.item() if torch.is_tensor(value) else value)
-
-
-def setup_torch(t) -> tuple[torch.device, Any]:
-    """Threads, device, TF32 and the autocast context of a run's ``training`` section."""
-    if t.num_threads is not None:
-        torch.set_num_threads(t.num_threads)
-    device = select_device(t.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = t.tf32
-        torch.backends.cudnn.allow_tf32 = t.tf32
-    if t.precision == "bf16":
-        return device, lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return device, contextlib.nullcontext
-
-
-def sequence_cuts(corpus, data, model, device) -> tuple[SequenceCut, SequenceCut, SequenceCut]:
-    """The train / valid / test splits cut into sequences of ``data.seq_len`` tokens, with the
-    preceding context the model wants (Transformer-XL's memory; docs/architecture.md)."""
-    context_len = int(getattr(model, "context_len", 0) or 0)
-    with _blame("data.train_sequences", (ValueError,)):
-        train = SequenceCut(
-            corpus.train.to(device), data.seq_len, context_len, data.train_sequences
-        )
-    valid = SequenceCut(corpus.valid.to(device), data.seq_len, context_len)
-    test = SequenceCut(corpus.test.to(device), data.seq_len, context_len)
-    return train, valid, test
-
-
-def record_evaluation(
-    history: History, step: int, steps_per_epoch: int, val: tuple[float, float], noise
-) -> bool:
-    """Record an evaluation (``val``: loss and its standard error) with the current B_simple
-    estimates; True if it is a new best."""
-    previous_best = history.best_index
-    history.record_eval(
-        epoch=step / steps_per_epoch,
-        step=step,
-        val_loss=val[0],
-        val_loss_se=val[1],
-        b_simple=noise.b_simple,
-        grad_noise_trace=noise.noise_trace,
-        grad_sq_norm=noise.grad_sq_norm,
-    )
-    return history.best_index != previous_best
-
-
-def noise_scale_for(t, num_sequences: int) -> NoiseScaleEMA:
-    """The B_simple averages of a run: a horizon of ``noise_scale_horizon`` epochs of data."""
-    return NoiseScaleEMA(t.noise_scale_horizon * num_sequences, n_population=num_sequences)
-
-
-def keeps_best_weights(t) -> bool:
-    """Whether a run copies its weights at every new best (for the measurements at the best)."""
-    return t.test_at_best or t.exact_noise_scale
-
-
-def measure_at_best(
-    history: History, t, model, loss_of, params, cuts: tuple[SequenceCut, SequenceCut], autocast
-) -> None:
-    """Test perplexity and the exact B_simple (on the (train, test) ``cuts``) at the weights of
-    the best evaluation, which ``loss_of`` and ``params`` must hold; ``model`` is the module whose
-    training flag ``evaluate`` switches (B_simple is measured in training mode, as in training)."""
-    train_cut, test_cut = cuts
-    if t.test_at_best:
-        test_loss, test_se = evaluate(model, loss_of, test_cut, t.eval_batch_size, autocast)
-        history.test_ppl = perplexity(test_loss)
-        history.test_loss_se = test_se
-    if t.exact_noise_scale:
-        exact = exact_noise_scale(loss_of, params, train_cut, autocast)
-        history.exact_grad_sq_norm = exact.grad_sq_norm
-        history.exact_noise_trace = exact.noise_trace
-
-
-def passed_minimum(history: History, t, step: int) -> bool:
-    """The stopping rule of the module docstring for ``training`` settings ``t`` (False without
-    ``patience``): ``patience`` evaluations and ``patience_fraction`` of the best step since it."""
-    best = history.best_index
-    if t.patience is None or best is None:
-        return False
-    best_step = history.eval_step[best]
-    evals_since = len(history.val_loss) - 1 - best
-    return evals_since >= t.patience and step - best_step >= t.patience_fraction * best_step
+    if stackable(configs, models[0][0]) is None:
+        return StackedEngine(configs, models, device, autocast, total_steps)
+    return SequentialEngine(configs, models, device, autocast, total_steps)
 
 
 class Trainer:
-    """Builds everything a run needs from its config; ``run()`` trains and writes the result."""
+    """The runs of one job (one run, or a pack); ``run()`` trains them and writes their results."""
 
     def __init__(
         self,
-        config: RunConfig,
-        out: str | Path,
+        configs: RunConfig | list[RunConfig],
+        outs: str | Path | list[str | Path],
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
         progress_stream=None,
+        checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES,
     ):
         # imported here: these modules are other concerns' and import heavy dependencies
         from adamnoise.data.corpus import load_prepared
         from adamnoise.models import build_model
-        from adamnoise.optim import build_optimizer
-        from adamnoise.schedules import build_schedule
 
-        self.config = config
-        self.out = Path(out)
-        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else Path(f"{self.out}.ckpt")
+        single = isinstance(configs, RunConfig)
+        configs = [configs] if single else list(configs)
+        outs = [outs] if single else list(outs)
+        if len(configs) != len(outs):
+            raise ConfigError("", f"{len(configs)} run configs but {len(outs)} result files")
+        if len(configs) > 1:
+            check_packable(configs)
+        self.configs = configs
+        self.is_pack = not single
+        self.checkpoint_dir = Path(
+            checkpoint_dir or (f"{outs[0]}.pack.ckpt" if self.is_pack else f"{outs[0]}.ckpt")
+        )
         self.progress_stream = progress_stream
-        t = config.training
-
+        if not checkpoint_minutes >= 0:
+            raise ConfigError("", f"--checkpoint-minutes must be >= 0, got {checkpoint_minutes}")
+        self.checkpoint_minutes = checkpoint_minutes
+        t = configs[0].training
         self.device, self.autocast = setup_torch(t)
 
-        with _blame("data.corpus", (OSError, ValueError)):
-            corpus = load_prepared(config.data.corpus)
-        seed_everything(t.seed)
-        with _blame("model", (ValueError, TypeError)):
-            self.model = build_model(dict(config.model), len(corpus.vocab)).to(self.device)
+        with blame("data.corpus", (OSError, ValueError)):
+            corpus = load_prepared(configs[0].data.corpus)
+        models = []
+        for config in configs:
+            seed_everything(config.training.seed)  # each member's init is its single run's
+            with blame("model", (ValueError, TypeError)):
+                model = build_model(dict(config.model), len(corpus.vocab)).to(self.device)
+            # what the generator holds now is the single run's stream of dropout masks
+            models.append((model, RandomStream(self.device)))
         self.train_cut, self.valid_cut, self.test_cut = sequence_cuts(
-            corpus, config.data, self.model, self.device
+            corpus, configs[0].data, models[0][0], self.device
         )
-        try:
-            self.sampler = EpochSampler(self.train_cut.num_sequences, t.batch_size, t.seed)
-        except ValueError as exc:
-            raise ConfigError("training.batch_size", str(exc)) from exc
-        self.steps_per_epoch = self.sampler.batches_per_epoch
+        self.members = []
+        for config, out in zip(configs, outs, strict=True):
+            try:
+                sampler = EpochSampler(
+                    self.train_cut.num_sequences, t.batch_size, config.training.seed
+                )
+            except ValueError as exc:
+                raise ConfigError("training.batch_size", str(exc)) from exc
+            noise = noise_scale_for(config.training, self.train_cut.num_sequences)
+            self.members.append(Member(config, Path(out), sampler, noise))
+        self.steps_per_epoch = self.members[0].sampler.batches_per_epoch
         self.total_steps = total_steps_of(t.epochs, self.steps_per_epoch, t.max_steps)
         self.eval_interval = max(1, round(t.eval_every * self.steps_per_epoch))
-
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        with _blame("optimizer", (ValueError, TypeError)):
-            self.optimizer = build_optimizer(params, dict(config.optimizer))
-        with _blame("schedule", (ValueError, TypeError)):
-            schedule = build_schedule(dict(config.schedule), self.total_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
-        self.model.train()  # evaluate() switches to eval mode and back
-        self.loss_of = torch.compile(self.model) if t.compile else self.model
-        self.accumulator = GradientAccumulator(params)
-        self.update_tracker = UpdateTracker(params)
-        self.noise = noise_scale_for(t, self.train_cut.num_sequences)
-        self.history = History()
-        self.best_state: dict[str, torch.Tensor] | None = None
+        self.engine = build_engine(configs, models, self.device, self.autocast, self.total_steps)
         self.step = 0
         self.resumed_from: int | None = None
+        self._sigterm = threading.Event()
         if resume:
             self._resume()
+
+    # a job of one run, as the tests and benchmarks read it
+    @property
+    def history(self) -> History:
+        return self.members[0].history
+
+    @property
+    def sampler(self) -> EpochSampler:
+        return self.members[0].sampler
+
+    @property
+    def model(self) -> torch.nn.Module:
+        return self.engine.evaluator(0)[0]
+
+    @property
+    def name(self) -> str:
+        if not self.is_pack:
+            return self.configs[0].run_id
+        return f"pack[{', '.join(c.run_id for c in self.configs)}]"
 
     # ----------------------------------------------------------------------------------------
     # checkpoints
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {
-            "run_config": self.config.to_dict(),
+            "format": CHECKPOINT_FORMAT,
+            "run_configs": [c.to_dict() for c in self.configs],
             "step": self.step,
-            "epoch": self.step // self.steps_per_epoch,
-            "position_in_epoch": self.step % self.steps_per_epoch,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "noise_scale": self.noise.state_dict(),
-            "history": self.history.state_dict(),
-            "best_state": self.best_state,
+            "engine": self.engine.kind,
+            "engine_state": self.engine.state_dict(),
+            "members": [m.state_dict() for m in self.members],
             "rng": rng_states(),
         }
 
@@ -311,19 +264,28 @@ class Trainer:
         state = load_checkpoint(self.checkpoint_dir)
         if state is None:
             return  # nothing to resume: a fresh start
-        differences = config_differences(state["run_config"], self.config.to_dict())
+        if state.get("format") != CHECKPOINT_FORMAT or state.get("engine") != self.engine.kind:
+            set_aside(
+                self.checkpoint_dir,
+                f"it was written by another version of the trainer (format "
+                f"{state.get('format', 1)}, engine {state.get('engine', 'unknown')})",
+            )
+            return
+        saved = state["run_configs"]
+        current = [c.to_dict() for c in self.configs]
+        differences = [] if len(saved) == len(current) else ["number of runs"]
+        for old, new in zip(saved, current, strict=False):
+            differences += config_differences(old, new)
         if differences:
             raise ConfigError(
                 "",
-                f"checkpoint in {self.checkpoint_dir} belongs to a different run config "
+                f"checkpoint in {self.checkpoint_dir} belongs to a different "
+                f"{'pack' if self.is_pack else 'run config'} "
                 f"(differs in {'; '.join(differences)}); remove it or run without --resume",
             )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.noise.load_state_dict(state["noise_scale"])
-        self.history = History.from_state_dict(state["history"])
-        self.best_state = state["best_state"]
+        self.engine.load_state_dict(state["engine_state"])
+        for member, member_state in zip(self.members, state["members"], strict=True):
+            member.load_state_dict(member_state)
         self.step = state["step"]
         set_rng_states(state["rng"])
         self.resumed_from = self.step
@@ -331,58 +293,63 @@ class Trainer:
     # ----------------------------------------------------------------------------------------
     # the loop
 
-    def _evaluate_and_record(self, progress: Progress) -> None:
+    def _active(self) -> list[int]:
+        return [i for i, member in enumerate(self.members) if member.active]
+
+    def _evaluate_and_record(self, index: int, progress: Progress) -> None:
+        member = self.members[index]
+        module, loss_of = self.engine.evaluator(index)
         val = evaluate(
-            self.model, self.loss_of, self.valid_cut, self.config.training.eval_batch_size,
-            self.autocast,
-        )  # fmt: skip
-        improved = record_evaluation(self.history, self.step, self.steps_per_epoch, val, self.noise)
-        if improved and keeps_best_weights(self.config.training):
-            self.best_state = {
-                k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()
-            }
+            module, loss_of, self.valid_cut, member.config.training.eval_batch_size, self.autocast
+        )
+        improved = record_evaluation(
+            member.history, self.step, self.steps_per_epoch, val, member.noise
+        )
+        if improved and keeps_best_weights(member.config.training):
+            member.best_state = self.engine.best_weights(index)
         progress.evaluation(self.step, perplexity(val[0]))
 
-    @property
-    def passed_minimum(self) -> bool:
-        """The stopping rule of the module docstring (False without ``patience``)."""
-        return passed_minimum(self.history, self.config.training, self.step)
-
-    def train_step(self) -> tuple[float, bool]:
-        """One optimiser step; returns (loss, diverged)."""
-        t = self.config.training
-        indices = self.sampler.batch_indices(self.step).to(self.device)
-        inputs, targets = self.train_cut.batch(indices)
-        slices, b_small = micro_batch_plan(len(indices), t.micro_batch)
-        micro_batches = [(inputs[s], targets[s]) for s in slices]
-        self.update_tracker.before()
-        loss, small_sq, big_sq = self.accumulator.run(self.loss_of, micro_batches, self.autocast)
-        lr = self.optimizer.param_groups[0]["lr"]
-        self.optimizer.step()
-        max_update = self.update_tracker.after()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        # the one synchronisation of the step
-        loss, small_sq, big_sq, max_update = torch.stack(
-            [loss, small_sq, big_sq, max_update]
-        ).tolist()
+    def train_step(self) -> list[tuple[int, float, bool]]:
+        """One optimiser step of every active member; returns (member, loss, diverged) each."""
+        t = self.configs[0].training
+        batches = {}
+        for index in self._active():
+            indices = self.members[index].sampler.batch_indices(self.step).to(self.device)
+            inputs, targets = self.train_cut.batch(indices)
+            slices, b_small = micro_batch_plan(len(indices), t.micro_batch)
+            batches[index] = [(inputs[s], targets[s]) for s in slices]
+        batch_size = len(indices)
+        values, lrs = self.engine.step(batches)
+        rows = host_values(values)  # the one synchronisation of the step
         self.step += 1
-        self.noise.update(small_sq, big_sq, b_small, len(indices))
-        self.history.record_step(
-            loss=loss,
-            lr=lr,
-            grad_norm=math.sqrt(big_sq) if big_sq >= 0 else math.nan,
-            max_update=max_update / lr if lr > 0 else math.nan,
-            clip_fraction=_clip_fraction(self.optimizer),
-        )
-        self.history.train_tokens += len(indices) * self.config.data.seq_len
-        diverged = not math.isfinite(loss) or loss > t.divergence_loss
-        return loss, diverged
+        outcomes = []
+        for index, row, lr in zip(batches, rows, lrs, strict=True):
+            member = self.members[index]
+            loss, small_sq, big_sq, max_update, clip_fraction = row
+            member.step = self.step
+            member.noise.update(small_sq, big_sq, b_small, batch_size)
+            member.history.record_step(
+                loss=loss,
+                lr=lr,
+                grad_norm=math.sqrt(big_sq) if big_sq >= 0 else math.nan,
+                max_update=max_update / lr if lr > 0 else math.nan,
+                clip_fraction=clip_fraction,
+            )
+            member.history.train_tokens += batch_size * member.config.data.seq_len
+            diverged = not math.isfinite(loss) or loss > t.divergence_loss
+            outcomes.append((index, loss, diverged))
+        return outcomes
 
-    def run(self) -> RunOutcome:
-        t = self.config.training
+    def _stop(self, index: int, reason: str, wall_now: float) -> None:
+        member = self.members[index]
+        member.active, member.stop_reason = False, reason
+        member.history.wall_time_s = wall_now
+        self.engine.drop(index)
+
+    def run(self) -> list[RunOutcome]:
+        t = self.configs[0].training
         progress = Progress(
-            self.config.run_id,
+            self.name,
             self.total_steps,
             self.steps_per_epoch,
             start_step=self.step,
@@ -395,77 +362,128 @@ class Trainer:
             progress.message(
                 f"starting afresh; the checkpoint in {self.checkpoint_dir} is replaced"
             )
+        if self.is_pack:
+            progress.message(f"{len(self.members)} runs, {self.engine.kind} engine")
         started = time.perf_counter()
-        wall_before = self.history.wall_time_s
-        stop_reason = STOP_CAP
+        last_checkpoint = started
+        wall_before = [m.history.wall_time_s for m in self.members]
+
+        def wall(index: int) -> float:
+            return wall_before[index] + time.perf_counter() - started
+
+        previous_handler = self._catch_sigterm()
         try:
-            if self.step == 0 and not self.history.eval_step:
-                self._evaluate_and_record(progress)
-            while self.step < self.total_steps:
+            if self.step == 0:
+                for index in self._active():
+                    if not self.members[index].history.eval_step:
+                        self._evaluate_and_record(index, progress)
+            while self.step < self.total_steps and self._active():
                 step_started = time.perf_counter()
-                loss, diverged = self.train_step()
-                self.history.train_time_s += time.perf_counter() - step_started
-                progress.step(self.step, loss)
-                if diverged and self.history.diverged_at_step is None:
-                    self.history.diverged_at_step = self.step
-                    if t.stop_on_divergence:
-                        stop_reason = STOP_DIVERGED
-                        progress.message(f"diverged at step {self.step}: loss {loss}")
-                        break
-                    progress.message(
-                        f"diverged at step {self.step}: loss {loss}; training on to step "
-                        f"{self.total_steps} (stop_on_divergence: false)"
-                    )
-                if self.step % self.eval_interval == 0 or self.step == self.total_steps:
-                    self._evaluate_and_record(progress)
-                    if self.passed_minimum:
-                        stop_reason = STOP_PATIENCE
-                        progress.message(
-                            f"passed the minimum: no improvement for "
-                            f"{len(self.history.val_loss) - 1 - self.history.best_index} "
-                            f"evaluations (best at step "
-                            f"{self.history.eval_step[self.history.best_index]})"
-                        )
-                        break
-                if (
-                    t.checkpoint_every
-                    and self.step % t.checkpoint_every == 0
-                    and self.step < self.total_steps
-                ):
-                    self.history.wall_time_s = wall_before + time.perf_counter() - started
+                outcomes = self.train_step()
+                share = (time.perf_counter() - step_started) / len(outcomes)
+                for index, _, _ in outcomes:
+                    self.members[index].history.train_time_s += share
+                progress.step(self.step, min(loss for _, loss, _ in outcomes))
+                for index, loss, diverged in outcomes:
+                    self._after_step(index, loss, diverged, progress, wall)
+                if self._checkpoint_due(last_checkpoint):
+                    for index in self._active():
+                        self.members[index].history.wall_time_s = wall(index)
                     self.save_checkpoint()
-            if self.best_state is not None:
-                self.model.load_state_dict(self.best_state)
-                params = [p for p in self.model.parameters() if p.requires_grad]
-                measure_at_best(
-                    self.history, t, self.model, self.model, params,
-                    (self.train_cut, self.test_cut), self.autocast,
-                )  # fmt: skip
+                    last_checkpoint = time.perf_counter()
+                    if self._sigterm.is_set():
+                        raise Preempted(self.step, checkpoint_file(self.checkpoint_dir))
+            for index in self._active():
+                self.members[index].history.wall_time_s = wall(index)
+            for index, member in enumerate(self.members):
+                if member.best_state is not None:
+                    module, loss_of, params = self.engine.at_weights(index, member.best_state)
+                    with self.engine.random_stream(index):
+                        measure_at_best(
+                            member.history, member.config.training, module, loss_of, params,
+                            (self.train_cut, self.test_cut), self.autocast,
+                        )  # fmt: skip
         finally:
             progress.close()
-        self.history.wall_time_s = wall_before + time.perf_counter() - started
-        # from the history, so that a run resumed after its divergence still says it diverged
-        status = COMPLETED if self.history.diverged_at_step is None else DIVERGED
-        self._write_result(status, stop_reason)
+            self._release_sigterm(previous_handler)
+        outcomes = []
+        for index, member in enumerate(self.members):
+            # from the history, so that a run resumed after its divergence still says it diverged
+            status = COMPLETED if member.history.diverged_at_step is None else DIVERGED
+            self._write_result(index, status)
+            outcomes.append(RunOutcome(status, member.step, member.out, member.stop_reason))
         remove_checkpoint(self.checkpoint_dir)
-        return RunOutcome(status=status, steps=self.step, out=self.out, stop_reason=stop_reason)
+        return outcomes
 
-    def _write_result(self, status: str, stop_reason: str) -> None:
+    def _after_step(self, index: int, loss: float, diverged: bool, progress, wall) -> None:
+        """Divergence, evaluation and the stopping rule of member ``index`` after a step."""
+        member = self.members[index]
+        t = member.config.training
+        if diverged and member.history.diverged_at_step is None:
+            member.history.diverged_at_step = self.step
+            if t.stop_on_divergence:
+                progress.message(
+                    f"{member.config.run_id} diverged at step {self.step}: loss {loss}"
+                )
+                self._stop(index, STOP_DIVERGED, wall(index))
+                return
+            progress.message(
+                f"{member.config.run_id} diverged at step {self.step}: loss {loss}; training on "
+                f"to step {self.total_steps} (stop_on_divergence: false)"
+            )
+        if self.step % self.eval_interval == 0 or self.step == self.total_steps:
+            self._evaluate_and_record(index, progress)
+            if passed_minimum(member.history, t, self.step):
+                history = member.history
+                progress.message(
+                    f"{member.config.run_id} passed the minimum: no improvement for "
+                    f"{len(history.val_loss) - 1 - history.best_index} evaluations (best at "
+                    f"step {history.eval_step[history.best_index]})"
+                )
+                self._stop(index, STOP_PATIENCE, wall(index))
+
+    def _checkpoint_due(self, last_checkpoint: float) -> bool:
+        t = self.configs[0].training
+        if self.step >= self.total_steps or not self._active():
+            return False  # the results are written next
+        by_steps = bool(t.checkpoint_every) and self.step % t.checkpoint_every == 0
+        by_clock = bool(self.checkpoint_minutes) and (
+            time.perf_counter() - last_checkpoint >= 60 * self.checkpoint_minutes
+        )
+        return by_steps or by_clock or self._sigterm.is_set()
+
+    def _catch_sigterm(self):
+        """SIGTERM (Slurm's time limit, preemption) checkpoints after the current step."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        return signal.signal(signal.SIGTERM, lambda signum, frame: self._sigterm.set())
+
+    def _release_sigterm(self, previous_handler) -> None:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+
+    def _write_result(self, index: int, status: str) -> None:
         from adamnoise.io import save_netcdf
 
+        member = self.members[index]
         attrs = result_attrs(
-            config=self.config,
-            history=self.history,
+            config=member.config,
+            history=member.history,
             status=status,
-            stop_reason=stop_reason,
-            steps=self.step,
+            stop_reason=member.stop_reason,
+            steps=member.step,
             steps_per_epoch=self.steps_per_epoch,
             train_sequences=self.train_cut.num_sequences,
             total_steps=self.total_steps,
-            num_parameters=sum(p.numel() for p in self.model.parameters()),
+            num_parameters=self.engine.num_parameters,
             device=self.device,
         )
-        save_netcdf(build_dataset(self.history, attrs), self.out)
+        attrs["optimizer_kernel"] = self.engine.optimizer_kernel
+        if self.is_pack:
+            attrs["pack_size"] = len(self.members)
+            attrs["pack_index"] = index
+            attrs["pack_engine"] = self.engine.kind
+        save_netcdf(build_dataset(member.history, attrs), member.out)
 
 
 def result_attrs(
@@ -481,10 +499,10 @@ def result_attrs(
     num_parameters: int,
     device: torch.device,
 ) -> dict[str, Any]:
-    """The attrs of a run result file (docs/architecture.md); shared with packed runs."""
+    """The attrs of a run result file (docs/architecture.md)."""
     from adamnoise.provenance import as_attrs, collect
 
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
     best = history.best_index
     start, stop = batch_bounds(train_sequences, steps_per_epoch, 0)
     first_batch = stop - start
@@ -516,7 +534,23 @@ def train(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     progress_stream=None,
+    checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES,
 ) -> RunOutcome:
     """Train one run and write its result file; see the module docstring."""
-    trainer = Trainer(config, out, checkpoint_dir, resume=resume, progress_stream=progress_stream)
+    trainer = Trainer(config, out, checkpoint_dir, resume, progress_stream, checkpoint_minutes)
+    return trainer.run()[0]
+
+
+def train_pack(
+    configs: list[RunConfig],
+    outs: list[str | Path],
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    progress_stream=None,
+    checkpoint_minutes: float = DEFAULT_CHECKPOINT_MINUTES,
+) -> list[RunOutcome]:
+    """Train the runs of one pack and write one result file per run; see the module docstring."""
+    trainer = Trainer(
+        list(configs), list(outs), checkpoint_dir, resume, progress_stream, checkpoint_minutes
+    )
     return trainer.run()
