@@ -138,8 +138,20 @@ def test_warnings_name_the_threshold_runtime_memory_and_checkpoints():
     assert "GiB of cuda memory; lower pack or micro_batch_size" in text
 
 
-@pytest.mark.parametrize("preset", ["txl-tiny", "gpt-tiny", "nanogpt-tiny", "txl-paper"])
-def test_counted_flops_equal_torch_flop_counter(preset):
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {"preset": "txl-tiny"},
+        {"preset": "gpt-tiny"},
+        {"preset": "nanogpt-tiny"},
+        {"preset": "txl-paper"},
+        # chunked loss: the backward recomputes each chunk's logits (executed FLOPs)
+        {"preset": "txl-tiny", "loss_chunk_tokens": 40},
+        {"preset": "gpt-tiny", "loss_chunk_tokens": 40},
+    ],
+    ids=lambda cfg: "-".join(str(v) for v in cfg.values()),
+)
+def test_counted_flops_equal_torch_flop_counter(cfg):
     """Forward + backward of a micro-batch, counted by torch.utils.flop_counter (every matmul,
     SDPA counted over the full score matrix as ours is; the embedding is not a matmul)."""
     import torch
@@ -149,15 +161,18 @@ def test_counted_flops_equal_torch_flop_counter(preset):
     from adamnoise.models import build_model
 
     vocab, seq_len, batch = 97, 32, 3
-    cfg = {"preset": preset}
     model = build_model(cfg, vocab)
     inputs = torch.randint(0, vocab, (batch, seq_len))
     # the math kernel of SDPA: the flop counter does not see the CPU flash kernel
     with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
         model(inputs, inputs).mean().backward()
     terms = cost_plan.flop_terms(cfg, seq_len, vocab, micro_batch=batch)
-    counted = cost_plan.training_flops_per_token(terms) * batch * seq_len
+    counted = cost_plan.executed_flops_per_token(terms) * batch * seq_len
     assert counted == pytest.approx(counter.get_total_flops(), rel=1e-9)
+    chunked = "loss_chunk_tokens" in cfg
+    assert (
+        cost_plan.executed_flops_per_token(terms) > cost_plan.training_flops_per_token(terms)
+    ) == chunked
 
 
 @pytest.mark.parametrize("preset", sorted(__import__("adamnoise.models").models.PRESETS))
@@ -175,6 +190,8 @@ def test_parameter_count_equals_the_built_model(preset):
         ("txl-tiny", 1000, 64, "bf16", 0.25),
         ("txl-paper", 33278, 128, "fp32", 0.25),
         ("txl-paper", 33278, 128, "bf16", 0.25),
+        ({"preset": "txl-tiny", "loss_chunk_tokens": 64}, 1000, 64, "fp32", 0.25),
+        ({"preset": "txl-tiny", "loss_chunk_tokens": 64}, 1000, 64, "bf16", 0.25),
         ("gpt-tiny", 100, 64, "fp32", 0.25),
         ("nanogpt-tiny", 65, 64, "fp32", 0.25),
         # the tiny GPTs keep less under bf16 autocast than the calibration (gpt-small,
@@ -190,8 +207,9 @@ def test_activation_estimate_near_what_autograd_saves(preset, vocab, seq_len, pr
 
     from adamnoise.models import build_model
 
+    cfg = preset if isinstance(preset, dict) else {"preset": preset}
     torch.manual_seed(0)
-    model = build_model({"preset": preset}, vocab)
+    model = build_model(cfg, vocab)
     batch = 4
     inputs = torch.randint(0, vocab, (batch, seq_len))
     weights = {p.data_ptr() for p in model.parameters()}
@@ -211,23 +229,27 @@ def test_activation_estimate_near_what_autograd_saves(preset, vocab, seq_len, pr
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast:
         model(inputs, inputs)
     measured = sum(saved.values()) / (batch * seq_len)
-    estimate = cost_plan.activation_bytes_per_token({"preset": preset}, seq_len, vocab, precision)
+    estimate = cost_plan.activation_bytes_per_token(cfg, seq_len, vocab, precision, batch * seq_len)
     assert estimate == pytest.approx(measured, rel=tolerance)
 
 
 def test_cli_on_the_paper_config(capsys):
     assert main(["plan", "--configfile", "config/paper.yaml"]) == 0
     out = capsys.readouterr().out
-    assert "experiment paper-beta2: 1,008 runs in 168 jobs (packs of <= 6)" in out
+    assert "experiment paper-beta2: 1,008 runs in 1,008 jobs" in out
     assert "model txl-paper: 54,585,854 parameters, vocabulary 33,278" in out
-    assert "FLOPs per token (counted): forward 74.2 M, training 223 M" in out
-    assert "total: 2,016 runs, 336 training jobs, 760 G tokens at the cap" in out
+    assert (
+        "FLOPs per token (counted): forward 74.2 M, training 223 M (forward + backward), "
+        "executed 257 M (recomputation)" in out
+    )
+    assert "output projection over the vocabulary, chunked" in out  # loss_chunk_tokens 2048
+    assert "total: 2,016 runs, 2,016 training jobs, 760 G tokens at the cap" in out
     assert "GPU-hours (estimate)" in out and "(--warn-gpu-hours)" in out
     summary = out.strip().splitlines()[-1]
-    assert summary.startswith("plan: 2,016 runs in 336 training jobs, 760 G tokens")
+    assert summary.startswith("plan: 2,016 runs in 2,016 training jobs, 760 G tokens")
     assert main(["plan", "--configfile", "config/paper.yaml", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["runs"] == 2016 and data["jobs"] == 336
+    assert data["runs"] == 2016 and data["jobs"] == 2016
     assert data["tokens"] == 2 * 126 * sum(
         r.tokens
         for r in cost_plan.build_plan(cost_plan.load_config(["config/paper.yaml"]))
@@ -291,15 +313,16 @@ def test_every_dry_run_prints_the_plan_line(tmp_path):
 
 def test_measured_throughput_replaces_the_assumed_mfu(tmp_path, capsys):
     """A gpu_check.json row of the same preset, precision and micro-batch size sets the rate."""
-    flops = 222_652_416.0  # txl-paper's counted training FLOPs per token at T = 128
+    # txl-paper's counted FLOPs per token at T = 128: model, and executed with the chunked loss
+    model_flops, flops = 222_652_416.0, 222_652_416.0 + 2 * 512 * 33_278
     row = {
         "model": "txl-paper", "batch_size": 128, "micro_batch_size": 64, "seq_len": 128,
-        "precision": "tf32", "runs": "single", "status": "ok", "tokens_per_s": 400_000.0,
-        "training_flops_per_token": flops,
+        "precision": "bf16", "runs": "single", "status": "ok", "tokens_per_s": 400_000.0,
+        "training_flops_per_token": model_flops, "executed_flops_per_token": flops,
     }  # fmt: skip
     other = {**row, "micro_batch_size": 32, "tokens_per_s": 900_000.0}
     measured = {"smoke": False, "date": "2026-12-04", "device_name": "NVIDIA H200",
-                "throughput": [row, other, {**row, "precision": "bf16"}]}  # fmt: skip
+                "throughput": [row, other, {**row, "precision": "tf32"}]}  # fmt: skip
     path = tmp_path / "gpu_check.json"
     path.write_text(json.dumps(measured))
     plan = cost_plan.build_plan(cost_plan.load_config(["config/paper.yaml"]), measured=measured)

@@ -5,21 +5,21 @@ For the active experiments of a workflow config (merged as Snakemake merges ``--
 ``Experiment.packs``), the tokens every run trains at its cap, and from them the device-hours:
 
     device-hours = sum over runs of FLOPs(run) / (peak FLOP/s x MFU) / 3600
-    FLOPs(run)   = tokens_at_cap x F_train + evaluated_tokens x F_forward (+ exact B_simple)
+    FLOPs(run)   = tokens_at_cap x F_executed + evaluated_tokens x F_forward (+ exact B_simple)
 
-where ``F_train`` and ``F_forward`` are the matmul FLOPs per token counted layer by layer for the
-actual architecture (``flop_terms``: attention projections, the attention score and value
-products over the whole key length, the feed-forward, the output projection over the vocabulary,
-tied or not; an embedding lookup is no matmul and costs nothing), with a backward of twice the
-forward (once for the input gradient, once for the weight gradient; once only where the input
-needs no gradient). The peak FLOP/s are the device's dense peak for the run's precision and the
-MFU (model FLOPs utilisation) an *assumption* per precision (``ASSUMED_MFU``) until
-``benchmarks/gpu_check.sh`` measures it (``--measured gpu_check.json`` takes the FLOP/s measured
-for a single run of the same preset, precision and micro-batch size); on the CPU the rate is the
-one measured for gpt-tiny (``CPU_MEASURED``), scaled by FLOPs per token. Peak memory per job
-(weights, gradients and Adam state per member, activations of one micro-batch per member,
-calibrated against the tensors autograd saves) and disk (result files, the largest checkpoint)
-are estimates too; docs/performance.md gives the arithmetic for config/paper.yaml.
+where ``F_executed`` (``F_train`` and any recomputation) and ``F_forward`` are the matmul FLOPs per
+token counted layer by layer for the actual architecture (``flop_terms``: attention projections, the
+attention score and value products over the whole key length, the feed-forward, the output
+projection over the vocabulary, tied or not; an embedding lookup is no matmul and costs nothing),
+with a backward of twice the forward (once for the input gradient, once for the weight gradient;
+once only where the input needs no gradient). The peak FLOP/s are the device's dense peak for the
+run's precision and the MFU (model FLOPs utilisation) an *assumption* per precision
+(``ASSUMED_MFU``) until ``benchmarks/gpu_check.sh`` measures it (``--measured gpu_check.json`` takes
+the FLOP/s measured for a single run of the same preset, precision and micro-batch size); on the CPU
+the rate is the one measured for gpt-tiny (``CPU_MEASURED``), scaled by FLOPs per token. Peak memory
+per job (weights, gradients and Adam state per member, activations of one micro-batch per member,
+calibrated against the tensors autograd saves) and disk (result files, the largest checkpoint) are
+estimates too; docs/performance.md gives the arithmetic for config/paper.yaml.
 
 ``plan_summary_line`` is the one line that every Snakemake invocation logs at parse time.
 """
@@ -101,10 +101,17 @@ class FlopTerm:
     name: str
     forward: float
     backward: float = 2.0  # input and weight gradient; 1.0 where the input needs none; 0 no grad
+    recompute: float = 0.0  # forwards again in the backward (activation checkpointing)
 
     @property
     def training(self) -> float:
+        """Model FLOPs of forward and backward (what MFU counts)."""
         return self.forward * (1.0 + self.backward)
+
+    @property
+    def executed(self) -> float:
+        """FLOPs the device executes in training: the model FLOPs and the recomputation."""
+        return self.forward * (1.0 + self.backward + self.recompute)
 
 
 def flop_terms(
@@ -116,7 +123,9 @@ def flop_terms(
     models compute the full score matrix and mask it; a causal flash kernel would skip about
     half of it). Elementwise work (softmax, norms, dropout, activations) and the embedding lookup
     are not counted. Terms computed once per forward call (Transformer-XL's projection of the
-    position encodings) are divided by the ``micro_batch`` sequences of that call.
+    position encodings) are divided by the ``micro_batch`` sequences of that call. With
+    ``loss_chunk_tokens`` below a micro-batch's tokens the backward recomputes the output layer
+    (``recompute``: executed, not model FLOPs).
     """
     from adamnoise.models.presets import resolve_model_config
 
@@ -156,12 +165,22 @@ def flop_terms(
     else:  # pragma: no cover - resolve_model_config knows every arch
         raise PlanError(f"no FLOPs count for arch {arch!r}")
     tied = " (tied)" if m.get("tie_embeddings") else ""
-    terms.append(FlopTerm(f"output projection over the vocabulary{tied}", 2 * d * v))
+    chunk = m.get("loss_chunk_tokens")
+    if chunk and micro_batch * t > chunk:  # checkpointed chunks: the backward recomputes logits
+        terms.append(
+            FlopTerm(f"output projection over the vocabulary{tied}, chunked", 2 * d * v, 2, 1)
+        )
+    else:
+        terms.append(FlopTerm(f"output projection over the vocabulary{tied}", 2 * d * v))
     return terms
 
 
 def training_flops_per_token(terms: Sequence[FlopTerm]) -> float:
     return sum(term.training for term in terms)
+
+
+def executed_flops_per_token(terms: Sequence[FlopTerm]) -> float:
+    return sum(term.executed for term in terms)
 
 
 def forward_flops_per_token(terms: Sequence[FlopTerm]) -> float:
@@ -189,7 +208,11 @@ def parameter_count(model_cfg: dict[str, Any], vocab_size: int) -> int:
 
 
 def activation_bytes_per_token(
-    model_cfg: dict[str, Any], seq_len: int, vocab_size: int, precision: str
+    model_cfg: dict[str, Any],
+    seq_len: int,
+    vocab_size: int,
+    precision: str,
+    micro_tokens: int = 1,
 ) -> float:
     """What autograd keeps for the backward, bytes per token of a micro-batch (an estimate).
 
@@ -199,7 +222,9 @@ def activation_bytes_per_token(
     per head; x 0.7 under bf16 autocast), GPT (SDPA keeps no score matrix) ~4 (11 d + 4 d_mlp),
     nanoGPT ~4 (17 d + 13 d with dropout) (x 0.9 under bf16); plus the log-softmax over the
     vocabulary (4 V, 5 V under bf16 autocast), which at V = 33,278 is a quarter of txl-paper's
-    total.
+    total, unless ``loss_chunk_tokens`` is below the ``micro_tokens`` of a micro-batch: then each
+    checkpointed chunk keeps only its hidden input, and the chunk's logits (``logits_bytes``) are
+    transient.
     """
     from adamnoise.models.presets import resolve_model_config
 
@@ -217,7 +242,19 @@ def activation_bytes_per_token(
     else:
         per_layer = 4 * (17 * d + (13 * d if m["dropout"] > 0 else 0))
         per_layer *= 0.9 if bf16 else 1.0
+    chunk = m.get("loss_chunk_tokens")
+    if chunk and micro_tokens > chunk:  # each chunk keeps only its hidden input (loss.py)
+        return layers * per_layer + 16 * d
     return layers * per_layer + (5 if bf16 else 4) * vocab_size + 12 * d
+
+
+def logits_bytes(model_cfg: dict[str, Any], vocab_size: int, micro_tokens: int) -> float:
+    """The float32 logits that exist at once in the backward, and their gradient (per member)."""
+    from adamnoise.models.presets import resolve_model_config
+
+    chunk = resolve_model_config(model_cfg).get("loss_chunk_tokens")
+    tokens = min(chunk, micro_tokens) if chunk else micro_tokens
+    return (3 if chunk and micro_tokens > chunk else 1) * 4 * vocab_size * tokens
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,9 +375,15 @@ def measured_rate(
     ]
     if not rows:
         return None
-    row = max(rows, key=lambda r: r["tokens_per_s"] * r["training_flops_per_token"])
+
+    def flops(row: dict[str, Any]) -> float:
+        return row["tokens_per_s"] * row.get(
+            "executed_flops_per_token", row["training_flops_per_token"]
+        )
+
+    row = max(rows, key=flops)
     return Rate(
-        row["tokens_per_s"] * row["training_flops_per_token"],
+        flops(row),
         "measured",
         f"gpu_check.json of {measured.get('date', '?')} on {measured.get('device_name', '?')}: "
         f"{row['tokens_per_s']:,.0f} tokens/s, single run, b = {row['batch_size']}, "
@@ -445,7 +488,7 @@ class ExperimentPlan:
 
     @property
     def tokens_per_s(self) -> float:
-        return self.rate.flops_per_s / training_flops_per_token(self.terms)
+        return self.rate.flops_per_s / executed_flops_per_token(self.terms)
 
     @property
     def peak_memory_bytes(self) -> float:
@@ -568,10 +611,10 @@ def plan_experiment(
                 model_cfg, seq_len, vocab, micro_of[point.run_id]
             )
         terms = terms_of[micro_of[point.run_id]]
-        flops = tokens * training_flops_per_token(terms)
+        flops = tokens * executed_flops_per_token(terms)
         flops += eval_tokens * forward_flops_per_token(terms)
         if t["exact_noise_scale"]:  # one gradient per training sequence at the best weights
-            flops += n * seq_len * training_flops_per_token(terms)
+            flops += n * seq_len * executed_flops_per_token(terms)
         every = t.get("checkpoint_every") or 0
         runs[point.run_id] = RunPlan(
             run_id=point.run_id,
@@ -590,13 +633,16 @@ def plan_experiment(
     groups = experiment.packs or {run_id: [run_id] for run_id in runs}
     keeps_best = bool(training["test_at_best"] or training["exact_noise_scale"])
     state_bytes = parameters * 4 * (3 + keeps_best)  # weights, two moments, best weights
-    act = activation_bytes_per_token(model_cfg, seq_len, vocab, training["precision"])
     jobs = []
     for job_id, run_ids in groups.items():
         k = len(run_ids)
         micro_tokens = max(micro_of[r] for r in run_ids) * (seq_len + context)
-        # per member: its state, the saved activations of a micro-batch and the logits' gradient
-        peak = k * (parameters * BYTES_PER_PARAMETER + micro_tokens * (act + 4 * vocab))
+        act = activation_bytes_per_token(
+            model_cfg, seq_len, vocab, training["precision"], micro_tokens
+        )
+        # per member: its state, the saved activations of a micro-batch and the logits
+        member = parameters * BYTES_PER_PARAMETER + micro_tokens * act
+        peak = k * (member + logits_bytes(model_cfg, vocab, micro_tokens))
         peak += (n + eval_sequences) * (seq_len + context) * 8  # the corpus on the device (int64)
         if device == "cuda":
             peak += CUDA_CONTEXT_BYTES
@@ -692,7 +738,8 @@ def plan_experiments(
 
 def build_plan(config: dict[str, Any], **options) -> Plan:
     """The plan of the active experiments of a merged workflow config (``load_config``)."""
-    from adamnoise.experiment import ConfigError, load_experiments
+    from adamnoise.errors import ConfigError
+    from adamnoise.workflow_config import load_experiments
 
     try:
         experiments = load_experiments(config)
@@ -757,13 +804,16 @@ def format_plan(plan: Plan) -> str:
             f"seq_len {e.seq_len}; {e.device}, {e.mode}"
         )
         fwd, train = forward_flops_per_token(e.terms), training_flops_per_token(e.terms)
+        executed = executed_flops_per_token(e.terms)
         lines.append(
             f"  FLOPs per token (counted): forward {human_count(fwd)}, training "
             f"{human_count(train)} (forward + backward)"
+            + (f", executed {human_count(executed)} (recomputation)" if executed > train else "")
         )
         for term in e.terms:
             lines.append(
-                f"    {term.name:<44} {human_count(term.forward):>8} x {1 + term.backward:g}"
+                f"    {term.name:<50} {human_count(term.forward):>8} x "
+                f"{1 + term.backward + term.recompute:g}"
             )
         lines.append(
             f"  throughput: {e.tokens_per_s:,.0f} tokens/s per run ({e.rate.source}: "
@@ -802,7 +852,7 @@ def format_plan(plan: Plan) -> str:
         f"tokens at the cap, {hours_label(plan)}"
     )
     lines.append(
-        "hours = sum over runs of (tokens x F_train + eval_tokens x F_forward) / "
+        "hours = sum over runs of (tokens x F_executed + eval_tokens x F_forward) / "
         "(peak FLOP/s x MFU) / 3600 (docs/performance.md)"
     )
     for warning in plan.warnings:
@@ -833,6 +883,7 @@ def plan_as_dict(plan: Plan) -> dict[str, Any]:
                 "tokens": e.tokens,
                 "forward_flops_per_token": forward_flops_per_token(e.terms),
                 "training_flops_per_token": training_flops_per_token(e.terms),
+                "executed_flops_per_token": executed_flops_per_token(e.terms),
                 "tokens_per_s": e.tokens_per_s,
                 "throughput_source": e.rate.source,
                 "throughput_detail": e.rate.detail,
