@@ -6,21 +6,21 @@ Run from the repository root through ``bash benchmarks/gpu_check.sh [--smoke] [-
     every aten op: no op may compute on a host tensor of more than one element when the run asks
     for CUDA (parameters, batches, optimiser state, evaluation); host-to-device copies and
     device-to-host synchronisations are counted per step, and the result file must name the GPU;
-(b) **packed = single**: each member of a pack (dropout 0) against its single run, per step loss,
-    gradient norm and validation loss, in strict fp32, TF32 and bf16 within ``TOLERANCES``; a
-    member masked out of the update keeps its weights bit for bit; with dropout, whether a member
-    draws its single run's masks (issue 17 part 2; reported, not required);
+(b) **packed = single**: each member of a pack against its single run, per step loss, gradient
+    norm and validation loss: dropout 0 (stacked) in strict fp32, TF32 and bf16, and dropout 0.1
+    (each member its own run's masks) in fp32, within ``TOLERANCES``; a member that diverges
+    leaves the pack and the others go on as their single runs;
 (c) **throughput**: tokens/s, MFU (training FLOPs per token counted by ``adamnoise.plan``,
     against the dense peak of the device for the precision) and peak memory of a single run and
     of packs K in {1, 4, 8, 16}: txl-paper at b = 128 and b = 1024 (micro-batch 64, as
     config/paper.yaml), TF32 and bf16, and gpt-tiny;
 (d) writes ``gpu_check.json`` and ``gpu_check.md`` to the output directory.
 
-Everything goes through the public entry points: ``adamnoise.training`` (``RunConfig``, ``train``)
-and the pack's ``train_pack``; tokens/s are the result files' ``tokens_per_s`` (training time,
-evaluation excluded) of a run timed after a one-step warm-up of the same shapes. A pack's rate is
-its members' tokens over its training time. Only the masked-member check reaches into the
-pack's trainer (``PackedTrainer.train_step``), and says "skip" if that interface has changed.
+Everything goes through the public entry points: ``adamnoise.training`` (``RunConfig``, ``train``,
+``train_pack``); tokens/s are the result files' ``tokens_per_s`` (training time, evaluation
+excluded) of a run timed after a one-step warm-up of the same shapes. A pack's rate is its
+members' tokens over its training time; its engine (stacked: one vmapped model; sequential: the
+members in turn, for dropout, chunked losses or compile) follows from the model config.
 The corpus is synthetic (uniform random tokens, WikiText-2's vocabulary for txl-paper), written
 to the output directory: no network. ``--smoke`` runs the same logic on the CPU with tiny models
 in under two minutes (tests/test_gpu_check.py).
@@ -51,7 +51,12 @@ from torch.utils._pytree import tree_leaves
 
 import adamnoise.training as training
 from adamnoise.data.corpus import write_prepared
-from adamnoise.plan import GPUS, flop_terms, training_flops_per_token
+from adamnoise.plan import (
+    GPUS,
+    executed_flops_per_token,
+    flop_terms,
+    training_flops_per_token,
+)
 
 # relative tolerances of packed against single (max over the steps' loss and gradient norm and the
 # validation losses): strict fp32 differs only in the summation order of batched matmuls; TF32
@@ -75,6 +80,7 @@ class Sizes:
     gpt_batches: list[tuple[int, int, int]]
     packs: list[int]
     modes: list[str]  # throughput precisions
+    txl_variants: list[dict[str, Any]]  # txl models that stack (no dropout, no chunked loss)
     equality: dict[str, Any]  # model, seq_len, batch, micro-batch, steps, members
     threads: int | None = None
     budget_s: float = 270.0  # no new measurement starts after this (6 min in all)
@@ -91,6 +97,7 @@ FULL = Sizes(
     gpt_batches=[(64, 64, 20)],
     packs=[1, 4, 8, 16],
     modes=["tf32", "bf16"],
+    txl_variants=[{"preset": "txl-paper", "dropout": 0.0, "loss_chunk_tokens": None}],
     equality={"model": "txl-tiny", "seq_len": 64, "batch": 16, "micro": 8, "steps": 6, "k": 3},
     budget_s=270.0,
 )
@@ -105,6 +112,7 @@ SMOKE = Sizes(
     gpt_batches=[(8, 8, 2)],
     packs=[1, 2],
     modes=["fp32", "bf16"],
+    txl_variants=[],
     equality={"model": "txl-tiny", "seq_len": 16, "batch": 4, "micro": 2, "steps": 3, "k": 2},
     threads=1,
     budget_s=80.0,
@@ -166,6 +174,7 @@ def run_config(
     device: str,
     seed: int = 0,
     beta2: float = 0.999,
+    lr: float = 1e-3,
     threads: int | None = None,
     run_id: str = "gpu-check",
 ) -> Any:
@@ -174,7 +183,7 @@ def run_config(
         "run_id": f"{run_id}-s{seed}",
         "data": {"corpus": str(corpus), "seq_len": seq_len},
         "model": model,
-        "optimizer": {"name": "adam", "lr": 1e-3, "beta1": 0.9, "beta2": beta2, "eps": 1e-6},
+        "optimizer": {"name": "adam", "lr": lr, "beta1": 0.9, "beta2": beta2, "eps": 1e-6},
         "training": {
             "seed": seed,
             "batch_size": batch,
@@ -194,11 +203,8 @@ def run_config(
 
 
 def train_pack_entry():
-    """``train_pack`` from the package's exports, else from its module (stable entry points)."""
-    entry = getattr(training, "train_pack", None)
-    if entry is None:
-        from adamnoise.training.packed import train_pack as entry
-    return entry
+    """``train_pack`` from the package's exports (a stable entry point)."""
+    return training.train_pack
 
 
 def quiet_single(config, out: Path):
@@ -220,6 +226,7 @@ def read_result(path: Path) -> dict[str, Any]:
             "tokens_per_s": float(ds["tokens_per_s"]),
             "steps": int(ds.sizes["train_step"]),
             "device": ds.attrs.get("provenance_device", ""),
+            "status": ds.attrs.get("status", ""),
         }
 
 
@@ -394,9 +401,7 @@ def check_equality(report: Report, sizes: Sizes, corpus: Path, out: Path) -> Non
             tag = f"{mode}-d{dropout}"
             singles = [out / f"eq-{tag}-single-{i}.nc" for i in range(e["k"])]
             packed = [out / f"eq-{tag}-pack-{i}.nc" for i in range(e["k"])]
-            name = f"packed = single: {mode}" + (
-                ", dropout 0.1 (own masks, part 2)" if dropout else ""
-            )
+            name = f"packed = single: {mode}" + (", dropout 0.1 (own masks)" if dropout else "")
             tolerance = TOLERANCES[mode]
             try:
                 for config, path in zip(configs, singles, strict=True):
@@ -409,57 +414,65 @@ def check_equality(report: Report, sizes: Sizes, corpus: Path, out: Path) -> Non
             except Exception as error:  # noqa: BLE001
                 report.check(name, "fail", f"{type(error).__name__}: {error}")
                 continue
-            ok = worst <= tolerance
-            status = "pass" if ok else ("warn" if dropout else "fail")
             report.check(
-                name, status,
+                name, "pass" if worst <= tolerance else "fail",
                 f"max relative difference {worst:.2e} over {e['k']} members x {e['steps']} steps "
                 f"(loss, gradient norm, validation loss); tolerance {tolerance:g}",
                 max_relative_difference=worst, tolerance=tolerance,
             )  # fmt: skip
 
 
-def check_masked_member(report: Report, sizes: Sizes, corpus: Path, out: Path) -> None:
-    """A member masked out of the update keeps its weights (the pack trainer's step)."""
+def check_stopped_member(report: Report, sizes: Sizes, corpus: Path, out: Path) -> None:
+    """A member that diverges leaves the pack (its weights no longer change, the stack shrinks)
+    and the others go on as their single runs: a pack of 3 (dropout 0, so stacked) whose middle
+    member has lr 1e6, against the three single runs."""
     e = sizes.equality
+    steps = 4
     configs = [
         run_config(
             corpus,
-            {"preset": e["model"]},
+            {"preset": e["model"], "dropout": 0.0},
             e["seq_len"],
             e["batch"],
             e["micro"],
-            2,
+            steps,
             "fp32",
             sizes.device,
             seed=s,
+            lr=1e6 if s == 1 else 1e-3,
             threads=sizes.threads,
-            run_id="mask",
+            run_id="stop",
         )
         for s in range(3)
     ]
+    name = "stopped member leaves the pack"
+    singles = [out / f"stop-single-{i}.nc" for i in range(3)]
+    packed = [out / f"stop-pack-{i}.nc" for i in range(3)]
     try:
-        from adamnoise.training.packed import PackedTrainer
-
-        pack = PackedTrainer(configs, [out / f"mask-{i}.nc" for i in range(3)],
-                             progress_stream=io.StringIO())  # fmt: skip
-        active = torch.tensor([True, False, True], device=pack.device)
-        before = [p.detach().clone() for p in pack.params]
-        pack.train_step(active)
-        after = [p.detach() for p in pack.params]
-    except (ImportError, AttributeError, TypeError) as error:
-        report.check("masked member stays frozen", "skip", f"pack trainer interface: {error}")
+        for config, path in zip(configs, singles, strict=True):
+            quiet_single(config, path)
+        quiet_pack(configs, packed)
+        pack_results = [read_result(path) for path in packed]
+        worst = max(
+            max_relative_difference(read_result(a), b)
+            for a, b in zip(singles, pack_results, strict=True)
+        )
+    except Exception as error:  # noqa: BLE001
+        report.check(name, "fail", f"{type(error).__name__}: {error}")
         return
-    frozen = all(torch.equal(b[1], a[1]) for b, a in zip(before, after, strict=True))
-    moved = all(
-        not torch.equal(b[i], a[i])
-        for b, a in zip(before[:1], after[:1], strict=True)
-        for i in (0, 2)
+    statuses = [r["status"] for r in pack_results]
+    steps_done = [r["steps"] for r in pack_results]
+    ok = (
+        statuses == ["completed", "diverged", "completed"]
+        and steps_done[1] < steps == steps_done[0] == steps_done[2]
+        and worst <= TOLERANCES["fp32"]
     )
     report.check(
-        "masked member stays frozen",
-        "pass" if frozen and moved else "fail",
-        f"masked member's weights unchanged: {frozen}; active members updated: {moved}",
+        name,
+        "pass" if ok else "fail",
+        f"statuses {statuses}, steps {steps_done}; every member against its single run: max "
+        f"relative difference {worst:.2e} (tolerance {TOLERANCES['fp32']:g})",
+        max_relative_difference=worst,
     )
 
 
@@ -477,6 +490,18 @@ def peak_flops(device: torch.device, mode: str) -> float | None:
     return None
 
 
+def engine_of(model: dict[str, Any], k: int) -> str:
+    """How a job of k runs (0: a single run) steps (training/trainer.py ``build_engine``)."""
+    from adamnoise.models import resolve_model_config
+
+    resolved = resolve_model_config(model)
+    if k == 0:
+        return "single"
+    if k == 1 or resolved.get("dropout", 0) > 0 or resolved.get("loss_chunk_tokens"):
+        return "sequential"
+    return "stacked"
+
+
 def measure(
     report: Report, sizes: Sizes, corpus: Path, out: Path, *, model: dict[str, Any], label: str,
     vocab: int, seq_len: int, batch: int, micro: int, steps: int, mode: str, k: int,
@@ -485,6 +510,7 @@ def measure(
     row: dict[str, Any] = {
         "model": label, "batch_size": batch, "micro_batch_size": micro, "seq_len": seq_len,
         "precision": mode, "runs": "single" if k == 0 else f"pack K={k}", "k": k, "steps": steps,
+        "engine": engine_of(model, k),
     }  # fmt: skip
     if report.elapsed > sizes.budget_s:
         report.row({**row, "status": "skipped (time budget)"})
@@ -539,7 +565,8 @@ def measure(
     # a member's training time is the pack's steps while it was active: all were, to the end
     seconds = max(t / r["tokens_per_s"] for t, r in zip(tokens, results, strict=True))
     rate = sum(tokens) / seconds
-    flops = training_flops_per_token(flop_terms(model, seq_len, vocab, micro))
+    terms = flop_terms(model, seq_len, vocab, micro)
+    flops = training_flops_per_token(terms)  # model FLOPs: what MFU counts
     peak = peak_flops(device, mode)
     memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
     row.update(
@@ -547,6 +574,7 @@ def measure(
         tokens_per_s=rate,
         tokens_per_s_per_run=rate / members,
         training_flops_per_token=flops,
+        executed_flops_per_token=executed_flops_per_token(terms),
         achieved_tflops=rate * flops / 1e12,
         mfu=rate * flops / peak if peak else None,
         peak_memory_gib=memory,
@@ -571,10 +599,13 @@ def check_throughput(report: Report, sizes: Sizes, root: Path, out: Path) -> Non
             ({"preset": "gpt-tiny"}, "gpt-tiny", sizes.gpt_vocab, sizes.gpt_seq_len, batch,
              micro, steps)
         )  # fmt: skip
+    for variant in sizes.txl_variants:  # the stacked engine on txl-paper's shapes
+        batch, micro, steps = sizes.txl_batches[0]
+        plans.append((variant, "txl", sizes.txl_vocab, sizes.txl_seq_len, batch, micro, steps))
     for batch, micro, steps in sizes.txl_batches[1:]:
         plans.append((sizes.txl, "txl", sizes.txl_vocab, sizes.txl_seq_len, batch, micro, steps))
     for model, label, vocab, seq_len, batch, micro, steps in plans:
-        label = model.get("preset", label)
+        label = model.get("preset", label) + ("/stacked" if len(model) > 1 else "")
         # N = 2 b training sequences: every batch has exactly b sequences
         corpus = synthetic_corpus(root, vocab, 2 * batch * seq_len + 1)
         for mode in sizes.modes:
@@ -621,9 +652,9 @@ def markdown(report: Report, meta: dict[str, Any]) -> str:
         "Training tokens/s of all runs of a job (evaluation excluded), MFU against the dense "
         "peak of the precision, FLOPs counted by `adamnoise.plan.flop_terms`.",
         "",
-        "| model | b | micro | precision | runs | tokens/s | tokens/s per run | TFLOP/s | MFU "
-        "| peak memory | status |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | b | micro | precision | runs | engine | tokens/s | tokens/s per run | TFLOP/s "
+        "| MFU | peak memory | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in report.throughput:
         ok = r["status"] == "ok"
@@ -633,8 +664,9 @@ def markdown(report: Report, meta: dict[str, Any]) -> str:
 
         lines.append(
             f"| {r['model']} | {r['batch_size']} | {r['micro_batch_size']} | {r['precision']} | "
-            f"{r['runs']} | {cell('tokens_per_s', ',.0f')} | {cell('tokens_per_s_per_run', ',.0f')}"
-            f" | {cell('achieved_tflops', '.3g')} | {cell('mfu', '.1%')} | "
+            f"{r['runs']} | {r['engine']} | {cell('tokens_per_s', ',.0f')} | "
+            f"{cell('tokens_per_s_per_run', ',.0f')} | {cell('achieved_tflops', '.3g')} | "
+            f"{cell('mfu', '.1%')} | "
             f"{cell('peak_memory_gib', '.1f')}{' GiB' if ok and r.get('peak_memory_gib') else ''}"
             f" | {r['status']} |"
         )
@@ -678,7 +710,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = [
         ("device", lambda: check_device(report, sizes, corpus, runs)),
         ("equality", lambda: check_equality(report, sizes, small, runs)),
-        ("equality", lambda: check_masked_member(report, sizes, small, runs)),
+        ("equality", lambda: check_stopped_member(report, sizes, small, runs)),
         ("throughput", lambda: check_throughput(report, sizes, out / "corpus", runs)),
     ]
     device_name = (

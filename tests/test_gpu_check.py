@@ -58,13 +58,21 @@ def test_smoke_run_writes_json_and_markdown(tmp_path):
         "packed = single: fp32",
         "packed = single: tf32",
         "packed = single: bf16",
-        "masked member stays frozen",
+        "packed = single: fp32, dropout 0.1 (own masks)",
+        "stopped member leaves the pack",
     ):
         assert statuses[name] == "pass", (name, data["checks"])
     rows = data["throughput"]
     assert {r["runs"] for r in rows} == {"single", "pack K=1", "pack K=2"}
     assert {r["model"] for r in rows} == {"txl-tiny", "gpt-tiny"}
     assert {r["precision"] for r in rows} == {"fp32", "bf16"}
+    engines = {(r["model"], r["runs"]): r["engine"] for r in rows}
+    assert engines["gpt-tiny", "pack K=2"] == "stacked"  # no dropout: one vmapped model
+    assert engines["txl-tiny", "pack K=2"] == "sequential"  # dropout: each run its own masks
+    assert (
+        engines["txl-tiny", "pack K=1"] == "sequential"
+        and engines["txl-tiny", "single"] == "single"
+    )
     assert len(rows) == 18  # (2 txl-tiny batch sizes + gpt-tiny) x 2 precisions x 3 job kinds
     # a slow machine may reach the time budget before the last rows: they say so
     assert {row["status"] for row in rows} <= {"ok", "skipped (time budget)"}
