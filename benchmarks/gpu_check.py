@@ -19,8 +19,9 @@ Run from the repository root through ``bash benchmarks/gpu_check.sh [--smoke] [-
 Everything goes through the public entry points: ``adamnoise.training`` (``RunConfig``, ``train``,
 ``train_pack``); tokens/s are the result files' ``tokens_per_s`` (training time, evaluation
 excluded) of a run timed after a one-step warm-up of the same shapes. A pack's rate is its
-members' tokens over its training time; its engine (stacked: one vmapped model; sequential: the
-members in turn, for dropout, chunked losses or compile) follows from the model config.
+members' tokens over its training time (the sum of their shares of it); its engine (stacked: one
+vmapped model; sequential: the members in turn, for dropout, chunked losses or compile) follows
+from the model config.
 The corpus is synthetic (uniform random tokens, WikiText-2's vocabulary for txl-paper), written
 to the output directory: no network. ``--smoke`` runs the same logic on the CPU with tiny models
 in under two minutes (tests/test_gpu_check.py).
@@ -562,8 +563,9 @@ def measure(
         if device.type == "cuda":
             torch.cuda.empty_cache()
     tokens = [r["steps"] * batch * seq_len for r in results]
-    # a member's training time is the pack's steps while it was active: all were, to the end
-    seconds = max(t / r["tokens_per_s"] for t, r in zip(tokens, results, strict=True))
+    # a member's training time is its share of the steps it trained in: the shares add up to the
+    # job's training time
+    seconds = sum(t / r["tokens_per_s"] for t, r in zip(tokens, results, strict=True))
     rate = sum(tokens) / seconds
     terms = flop_terms(model, seq_len, vocab, micro)
     flops = training_flops_per_token(terms)  # model FLOPs: what MFU counts
