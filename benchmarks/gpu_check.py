@@ -2,10 +2,11 @@
 
 Run from the repository root through ``bash benchmarks/gpu_check.sh [--smoke] [--out DIR]``:
 
-(a) **device**: a short single run and a short pack train under a ``TorchDispatchMode`` that sees
-    every aten op: no op may compute on a host tensor of more than one element when the run asks
-    for CUDA (parameters, batches, optimiser state, evaluation); host-to-device copies and
-    device-to-host synchronisations are counted per step, and the result file must name the GPU;
+(a) **device**: a short single run and a short stacked pack train under a ``TorchDispatchMode``
+    that sees every aten op: once the device computes, no op may compute on a host floating-point
+    tensor of more than one element (parameters, activations, optimiser state, per-step
+    constants); host-to-device copies and device-to-host synchronisations are counted per step,
+    and the result file must name the GPU;
 (b) **packed = single**: each member of a pack against its single run, per step loss, gradient
     norm and validation loss: dropout 0 (stacked) in strict fp32, TF32 and bf16, and dropout 0.1
     (each member its own run's masks) in fp32, within ``TOLERANCES``; a member that diverges
@@ -303,9 +304,10 @@ class DeviceAudit(TorchDispatchMode):
 
 def check_device(report: Report, sizes: Sizes, corpus: Path, out: Path) -> None:
     """(a): a single run and a pack of two, 3 steps each, under the audit."""
-    model = dict(sizes.txl)
     steps = 3
-    for label, k in (("single run", 0), ("pack of 2", 2)):
+    # the single run as configured; the pack without dropout and chunking, so that it stacks
+    stacked = {**sizes.txl, "dropout": 0.0, "loss_chunk_tokens": None}
+    for label, k, model in (("single run", 0, sizes.txl), ("stacked pack of 2", 2, stacked)):
         configs = [
             run_config(
                 corpus,

@@ -54,7 +54,7 @@ def test_smoke_run_writes_json_and_markdown(tmp_path):
     statuses = {c["name"]: c["status"] for c in data["checks"]}
     for name in (
         "device: single run",
-        "device: pack of 2",
+        "device: stacked pack of 2",
         "packed = single: fp32",
         "packed = single: tf32",
         "packed = single: bf16",
