@@ -24,6 +24,7 @@ CONCERNS = (
     "adamnoise.verify",
     "adamnoise.check_stopping",
     "adamnoise.power",
+    "adamnoise.plan",
 )
 
 

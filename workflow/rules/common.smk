@@ -9,6 +9,7 @@ from adamnoise.data import corpus
 from adamnoise.errors import ConfigError
 from adamnoise import experiment as ex
 from adamnoise import figures as fig
+from adamnoise import plan as cost_plan
 from adamnoise import workflow_config
 
 try:
@@ -27,6 +28,17 @@ for warning in SWEEP_WARNINGS:
 RESULTS = config.get("results", "results")
 RESOURCES_DIR = config.get("resources_dir", "resources")
 ACTIVE = {name: EXPERIMENTS[name] for name in config["active"]}
+# one line of cost plan per invocation (`adamnoise plan` prints the details), torch-free; not in
+# the jobs' own invocations of this Snakefile
+if workflow.is_main_process:
+    try:
+        logger.info(
+            cost_plan.plan_summary_line(
+                cost_plan.plan_experiments(EXPERIMENTS, config["active"], RESULTS)
+            )
+        )
+    except ValueError as error:
+        logger.warning(f"plan: not computed ({error})")
 # a comparison is built by `rule all` when all its experiments are active
 ACTIVE_COMPARISONS = {
     name: comparison
