@@ -27,6 +27,12 @@ CONCERNS = (
 )
 
 
+def fail(message: str, status: int = 1) -> int:
+    """Print ``message`` on stderr and return ``status``: how a command stops with an error."""
+    print(message, file=sys.stderr)
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="adamnoise",

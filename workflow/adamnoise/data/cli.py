@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
+
+from adamnoise.cli import fail
 
 
 def register(subparsers) -> None:
@@ -51,11 +52,6 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
-
-
 def run_list(args: argparse.Namespace) -> int:
     from adamnoise.data.corpus import CORPORA
     from adamnoise.data.download import REMOTE_FILES
@@ -79,7 +75,7 @@ def run_download(args: argparse.Namespace) -> int:
             args.name, args.out, mirrors=args.mirror, retries=args.retries, timeout=args.timeout
         )
     except (DownloadError, OSError, ValueError) as err:
-        return _fail(str(err))
+        return fail(f"error: {err}")
     print(path)
     return 0
 
@@ -91,6 +87,6 @@ def run_prepare(args: argparse.Namespace) -> int:
     try:
         stats = prepare_corpus(args.name, args.out, archive=args.archive)
     except (CorpusError, OSError, ValueError) as err:
-        return _fail(str(err))
+        return fail(f"error: {err}")
     print(format_stats(stats))
     return 0
