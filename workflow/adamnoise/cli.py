@@ -33,6 +33,19 @@ def fail(message: str, status: int = 1) -> int:
     return status
 
 
+def add_command_family(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    description: str | None = None,
+    metavar: str = "WHAT",
+) -> argparse._SubParsersAction:
+    """Command ``name`` with subcommands of its own (``adamnoise theory lemmas``): add them to the
+    returned action; the one given is ``args.<name>_command``."""
+    family = subparsers.add_parser(name, help=help, description=description)
+    return family.add_subparsers(dest=f"{name}_command", required=True, metavar=metavar)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="adamnoise",

@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import logging
 
-from adamnoise.cli import fail
+from adamnoise.cli import add_command_family, fail
 
 
 def register(subparsers) -> None:
     """Add the ``data`` command family to the main parser's subparsers."""
-    data = subparsers.add_parser("data", help="list, download and prepare corpora")
-    commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    commands = add_command_family(
+        subparsers, "data", help="list, download and prepare corpora", metavar="SUBCOMMAND"
+    )
 
     list_parser = commands.add_parser("list", help="list downloadable files and known corpora")
     list_parser.set_defaults(func=run_list)

@@ -9,17 +9,17 @@ import argparse
 import json
 import math
 
-from adamnoise.cli import fail
+from adamnoise.cli import add_command_family, fail
 
 
 def register(subparsers) -> None:
     """Add the theory commands to the main ``adamnoise`` parser."""
-    theory = subparsers.add_parser(
+    theory_commands = add_command_family(
+        subparsers,
         "theory",
         help="seed 000 / 004 theory: lemma thresholds, beta-scaling rules, theory grid",
         description="Recompute the seed papers' theory (thresholds, grids) from the formulas.",
     )
-    theory_commands = theory.add_subparsers(dest="theory_command", required=True, metavar="WHAT")
 
     lemmas = theory_commands.add_parser(
         "lemmas",
