@@ -24,10 +24,9 @@ import io
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
-from common import ensure_corpus, synchronize
+from common import add_run_arguments, add_timing_arguments, ensure_corpus, synchronize
 
 from adamnoise.training.config import RunConfig
 from adamnoise.training.trainer import Trainer
@@ -43,17 +42,9 @@ def flops_per_token(model: torch.nn.Module, seq_len: int) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=Path("results/data/pydoc-char"))
-    parser.add_argument("--model", default="gpt-tiny", help="model preset")
-    parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--micro-batch-size", type=int, default=8)
+    add_run_arguments(parser, batch_size=16)
     parser.add_argument("--packs", default="1,2,4,8", help="pack sizes K, comma-separated")
-    parser.add_argument("--steps", type=int, default=3, help="steps per timed block")
-    parser.add_argument("--repeats", type=int, default=3, help="timed blocks per loop")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per loop first")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    add_timing_arguments(parser, steps=3, repeats=3, warmup=1)
     parser.add_argument("--tf32", action="store_true", help="allow TF32 matmuls (CUDA)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the single run")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")

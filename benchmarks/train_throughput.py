@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import ensure_corpus, synchronize
+from common import add_run_arguments, add_timing_arguments, ensure_corpus, synchronize
 
 from adamnoise.training.config import RunConfig
 from adamnoise.training.trainer import Trainer
@@ -37,16 +37,8 @@ from adamnoise.training.trainer import Trainer
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, default=Path("results/data/pydoc-char"))
-    parser.add_argument("--model", default="gpt-tiny", help="model preset")
-    parser.add_argument("--seq-len", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--micro-batch-size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=10, help="steps per timed block")
-    parser.add_argument("--repeats", type=int, default=5, help="timed blocks per loop")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps per loop first")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    add_run_arguments(parser, batch_size=32)
+    add_timing_arguments(parser, steps=10, repeats=5, warmup=3)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = parser.parse_args(argv)
 

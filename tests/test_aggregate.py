@@ -5,13 +5,12 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
-import yaml
+from experiment_fixtures import train_runs
 
 from adamnoise.aggregate import aggregate_directory
 from adamnoise.analysis import crossing, predict_flips
-from adamnoise.cli import main
 from adamnoise.data.corpus import prepare_corpus
-from adamnoise.io import save_netcdf, write_text
+from adamnoise.io import save_netcdf
 from adamnoise.optima import sweep_optima
 from adamnoise.status import STATUS_CODES, STOP_CODES
 from adamnoise.workflow_config import load_experiments
@@ -52,12 +51,7 @@ def trained(tmp_path_factory):
     corpus = root / "data" / "pydoc-char"
     prepare_corpus("pydoc-char", corpus)
     experiment = load_experiments(CONFIG)["mini"]
-    for point in experiment.points():
-        if point.run_id == MISSING_RUN:
-            continue
-        run_dir = root / "runs" / point.run_id
-        write_text(run_dir / "run.yaml", yaml.safe_dump(experiment.run_config(point, str(corpus))))
-        assert main(["train", str(run_dir / "run.yaml"), "--out", str(run_dir / "result.nc")]) == 0
+    train_runs(experiment, corpus, root, skip=MISSING_RUN)
     return experiment, root
 
 

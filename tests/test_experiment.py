@@ -4,6 +4,7 @@ import copy
 
 import pytest
 import yaml
+from experiment_fixtures import changed_config
 
 from adamnoise.errors import ConfigError
 from adamnoise.experiment import Experiment, GridPoint
@@ -30,15 +31,7 @@ experiments:
 
 
 def config_with(**changes):
-    config = copy.deepcopy(BASE)
-    experiment = config["experiments"]["sweep"]
-    for dotted, value in changes.items():
-        *parents, last = dotted.split("__")
-        node = experiment
-        for key in parents:
-            node = node[key]
-        node[last] = value
-    return config
+    return changed_config(BASE, "sweep", **changes)
 
 
 def test_run_id_is_readable_and_stable():

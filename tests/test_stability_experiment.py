@@ -3,7 +3,6 @@ divergence, and the aggregate, growth analysis and figure of such runs (real run
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import re
@@ -14,12 +13,12 @@ import pytest
 import torch
 import xarray as xr
 import yaml
+from experiment_fixtures import changed_config, train_runs
 from test_training_support import tiny_run, write_tiny_corpus
 
 from adamnoise.aggregate import aggregate_directory
 from adamnoise.analysis import max_update_growth
 from adamnoise.errors import ConfigError
-from adamnoise.io import write_text
 from adamnoise.status import STATUS_CODES, STOP_CODES
 from adamnoise.theory import stability as st
 from adamnoise.training.config import RunConfig
@@ -57,17 +56,7 @@ experiments:
 
 def curve_config(**changes):
     """CURVE with dotted (``a__b``) keys of the experiment replaced (None deletes the key)."""
-    config = copy.deepcopy(CURVE)
-    for dotted, value in changes.items():
-        *parents, last = dotted.split("__")
-        node = config["experiments"]["curve"]
-        for key in parents:
-            node = node[key]
-        if value is None:
-            del node[last]
-        else:
-            node[last] = value
-    return config
+    return changed_config(CURVE, "curve", **changes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,18 +329,11 @@ TINY_CURVE = {
 def tiny_curve(tmp_path_factory):
     """Five of the six runs of 3 curve points x 2 learning rates, trained by `adamnoise train`
     for 16 steps each on 64 sequences of a small slice of the pydoc text (test_training_support)."""
-    from adamnoise.cli import main
-
     root = tmp_path_factory.mktemp("tiny-curve")
     corpus = write_tiny_corpus(root / "data" / "pydoc-slice")
     experiment = load_experiments(TINY_CURVE)["tiny-curve"]
     missing = experiment.points()[-1].run_id
-    for point in experiment.points():
-        if point.run_id == missing:
-            continue
-        run_dir = root / "runs" / point.run_id
-        write_text(run_dir / "run.yaml", yaml.safe_dump(experiment.run_config(point, str(corpus))))
-        assert main(["train", str(run_dir / "run.yaml"), "--out", str(run_dir / "result.nc")]) == 0
+    train_runs(experiment, corpus, root, skip=missing)
     return experiment, root, missing
 
 

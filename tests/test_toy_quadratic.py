@@ -152,20 +152,27 @@ def _hand_gradient(problem, w, weights_row):
     return sum(weights_row[i] * design[i] * (design[i] @ w) for i in rows)
 
 
+def _constant_lr_run(problem, optimizer, *, lr, seed, **kwargs):
+    """One run at a constant learning rate: its trajectories and the batch weights of its steps
+    (``kwargs``: ``batch_size``, ``steps`` and the rest of ``q.train``'s)."""
+    schedule = {"name": "constant"}
+    trajectories = q.train(problem, optimizer, lrs=[lr], seeds=[seed], schedule=schedule, **kwargs)
+    rows = q.batch_row_weights(9, kwargs["batch_size"], kwargs["steps"], seed)
+    return trajectories, rows.numpy()
+
+
 def test_adam_steps_by_hand(problems):
     problem = problems["heterogeneous"]
     lr, beta1, beta2, eps, steps, seed = 0.01, 0.9, 0.95, 1e-8, 4, 5
-    trajectories = q.train(
+    trajectories, rows = _constant_lr_run(
         problem,
         {"name": "adam", "beta1": beta1, "beta2": beta2, "eps": eps},
         batch_size=2,
-        lrs=[lr],
-        seeds=[seed],
+        lr=lr,
+        seed=seed,
         steps=steps,
-        schedule={"name": "constant"},
         record_variance=True,
     )
-    rows = q.batch_row_weights(9, 2, steps, seed).numpy()
     w = problem.initial_point.copy()
     m = np.zeros(9)
     v = np.zeros(9)
@@ -188,16 +195,14 @@ def test_adam_steps_by_hand(problems):
 def test_sgd_momentum_steps_by_hand(problems, dampening):
     problem = problems["homogeneous"]
     lr, momentum, steps, seed = 1e-4, 0.9, 3, 2
-    trajectories = q.train(
+    trajectories, rows = _constant_lr_run(
         problem,
         {"name": "sgd", "beta1": momentum, "dampening": dampening},
         batch_size=4,
-        lrs=[lr],
-        seeds=[seed],
+        lr=lr,
+        seed=seed,
         steps=steps,
-        schedule={"name": "constant"},
     )
-    rows = q.batch_row_weights(9, 4, steps, seed).numpy()
     w = problem.initial_point.copy()
     buffer = None
     for t in range(steps):
@@ -212,16 +217,14 @@ def test_sgd_momentum_steps_by_hand(problems, dampening):
 def test_signum_steps_by_hand(problems):
     problem = problems["heterogeneous"]
     lr, beta, steps, seed = 0.003, 0.6, 3, 1
-    trajectories = q.train(
+    trajectories, rows = _constant_lr_run(
         problem,
         {"name": "signum", "beta1": beta},
         batch_size=3,
-        lrs=[lr],
-        seeds=[seed],
+        lr=lr,
+        seed=seed,
         steps=steps,
-        schedule={"name": "constant"},
     )
-    rows = q.batch_row_weights(9, 3, steps, seed).numpy()
     w = problem.initial_point.copy()
     m = np.zeros(9)
     for t in range(steps):
@@ -248,17 +251,15 @@ def test_adam_variance_is_seed_003_prop1(problems):
     """With beta1 = beta2 = beta, v - m^2 is beta s of Prop. 1 (theory.sign_descent)."""
     problem = problems["heterogeneous"]
     beta, steps, seed = 0.8, 6, 4
-    trajectories = q.train(
+    trajectories, rows = _constant_lr_run(
         problem,
         {"name": "adam", "beta1": beta, "beta2": beta, "eps": 1e-8},
         batch_size=3,
-        lrs=[0.01],
-        seeds=[seed],
+        lr=0.01,
+        seed=seed,
         steps=steps,
-        schedule={"name": "constant"},
         record_variance=True,
     )
-    rows = q.batch_row_weights(9, 3, steps, seed).numpy()
     w = problem.initial_point.copy()
     grads, m, v = [], np.zeros(9), np.zeros(9)
     for t in range(1, steps + 1):

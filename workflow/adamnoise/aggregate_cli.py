@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from adamnoise.cli import fail
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     aggregate = subparsers.add_parser(
@@ -49,8 +51,7 @@ def _aggregate(args: argparse.Namespace) -> int:
     try:
         dataset = aggregate_directory(experiment, args.runs_dir)
     except UnreadableResults as error:
-        print(f"adamnoise aggregate: {error}", file=sys.stderr)
-        return 1
+        return fail(f"adamnoise aggregate: {error}")
     save_netcdf(dataset, args.out)
     print(f"wrote {args.out}: {dict(dataset.sizes)}", file=sys.stderr)
     return 0

@@ -8,6 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from adamnoise.cli import fail
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     flips = subparsers.add_parser(
@@ -94,8 +96,7 @@ def _predict_flips(args: argparse.Namespace) -> int:
         try:
             flips = predict_flips(aggregate.load())
         except ValueError as error:
-            print(f"adamnoise: {args.aggregate}: {error}", file=sys.stderr)
-            return 1
+            return fail(f"adamnoise: {args.aggregate}: {error}")
     save_netcdf(flips, args.out)
     return 0
 
@@ -108,8 +109,7 @@ def _optima(args: argparse.Namespace) -> int:
     aggregate = xr.load_dataset(args.aggregate)
     flips = xr.load_dataset(args.flips)
     if args.axis not in aggregate.dims:
-        print(f"adamnoise: {args.aggregate} has no {args.axis} axis (tied betas?)", file=sys.stderr)
-        return 1
+        return fail(f"adamnoise: {args.aggregate} has no {args.axis} axis (tied betas?)")
     optima, csv = optima_outputs(aggregate, flips, args.axis, args.resamples)
     save_netcdf(optima, args.out)
     write_text(args.csv, csv)
@@ -153,8 +153,7 @@ def _predictions(args: argparse.Namespace) -> int:
     aggregate = xr.load_dataset(args.aggregate)
     flips = xr.load_dataset(args.flips)
     if args.axis not in aggregate.dims or aggregate.sizes[args.axis] < 2:
-        print(f"adamnoise: {args.aggregate} does not sweep {args.axis}", file=sys.stderr)
-        return 1
+        return fail(f"adamnoise: {args.aggregate} does not sweep {args.axis}")
     from adamnoise.predictions import regret_summary
 
     predictions, csv = predictions_outputs(aggregate, flips, args.axis, args.resamples)
@@ -205,13 +204,11 @@ def _growth(args: argparse.Namespace) -> int:
 
     aggregate = xr.load_dataset(args.aggregate)
     if "max_update" not in aggregate or "train_step" not in aggregate.dims:
-        print(f"adamnoise: {args.aggregate} has no max_update per train_step", file=sys.stderr)
-        return 1
+        return fail(f"adamnoise: {args.aggregate} has no max_update per train_step")
     try:
         growth = growth_outputs(aggregate, args.step, args.half_window)
     except ValueError as error:
-        print(f"adamnoise: {args.aggregate}: {error}", file=sys.stderr)
-        return 1
+        return fail(f"adamnoise: {args.aggregate}: {error}")
     save_netcdf(growth, args.out)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
@@ -227,8 +224,7 @@ def _diagonal_gap(args: argparse.Namespace) -> int:
     try:
         table = diagonal_gap(aggregate)
     except ValueError as error:
-        print(f"adamnoise: {args.aggregate}: {error}", file=sys.stderr)
-        return 1
+        return fail(f"adamnoise: {args.aggregate}: {error}")
     write_text(args.csv, table.to_csv(index=False, float_format="%.6g"))
     print(f"wrote {args.csv}", file=sys.stderr)
     return 0
@@ -248,14 +244,12 @@ def _optimizer_gap(args: argparse.Namespace) -> int:
         aggregate = xr.load_dataset(path)
         name = str(aggregate.attrs.get("experiment", path.parent.name))
         if name in aggregates:
-            print(f"adamnoise: experiment {name!r} given twice", file=sys.stderr)
-            return 2
+            return fail(f"adamnoise: experiment {name!r} given twice", 2)
         aggregates[name] = aggregate
     try:
         gap = optimizer_gap(aggregates)
     except ValueError as error:
-        print(f"adamnoise optimizer-gap: {error}", file=sys.stderr)
-        return 1
+        return fail(f"adamnoise optimizer-gap: {error}")
     gap.attrs["aggregates"] = json.dumps([str(path) for path in args.aggregates])
     gap.attrs.update(provenance.as_attrs(provenance.collect()))
     save_netcdf(gap, args.out)

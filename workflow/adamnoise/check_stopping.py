@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from adamnoise.cli import fail
 from adamnoise.status import LATE_FRACTION
 
 
@@ -150,22 +150,20 @@ def _check_stopping(args: argparse.Namespace) -> int:
     from adamnoise.verify import find_runs
 
     if args.sample < 1 or args.cap_factor < 1 or args.tolerance < 0:
-        print(
+        return fail(
             "adamnoise check-stopping: --sample >= 1, --cap-factor >= 1 and --tolerance >= 0 "
             "are required",
-            file=sys.stderr,
+            2,
         )
-        return 2
     runs = find_runs(args.results_dir, args.experiment)
     if args.flagged:
         runs = [run for run in runs if is_flagged(run)]
     if not runs:
-        print(
+        return fail(
             f"adamnoise check-stopping: no {'flagged ' if args.flagged else ''}run with run.yaml "
             f"and result.nc under {args.results_dir}",
-            file=sys.stderr,
+            2,
         )
-        return 2
     chosen = sorted(random.Random(args.seed).sample(runs, min(args.sample, len(runs))))
     tolerance = args.tolerance / 100
     print(

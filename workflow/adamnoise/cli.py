@@ -28,6 +28,25 @@ CONCERNS = (
 )
 
 
+def fail(message: str, status: int = 1) -> int:
+    """Print ``message`` on stderr and return ``status``: how a command stops with an error."""
+    print(message, file=sys.stderr)
+    return status
+
+
+def add_command_family(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    description: str | None = None,
+    metavar: str = "WHAT",
+) -> argparse._SubParsersAction:
+    """Command ``name`` with subcommands of its own (``adamnoise theory lemmas``): add them to the
+    returned action; the one given is ``args.<name>_command``."""
+    family = subparsers.add_parser(name, help=help, description=description)
+    return family.add_subparsers(dest=f"{name}_command", required=True, metavar=metavar)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="adamnoise",

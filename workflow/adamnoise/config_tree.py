@@ -40,6 +40,16 @@ def build_dataclass(cls: type, raw: Any, prefix: str = "") -> Any:
     return cls(**values)
 
 
+# the plain type hints (and dict[...]): the types a value may have, and what the error expects
+_PLAIN_HINTS: dict[type, tuple[Any, str]] = {
+    dict: (dict, "a mapping"),
+    bool: (bool, "true/false"),
+    int: (int, "an integer"),
+    float: (int | float, "a number"),
+    str: (str, "a string"),
+}
+
+
 def coerce(hint: Any, value: Any, key: str) -> Any:
     """Check ``value`` against a type hint; ints are accepted where floats are expected."""
     if dataclasses.is_dataclass(hint):
@@ -52,25 +62,13 @@ def coerce(hint: Any, value: Any, key: str) -> Any:
         (inner,) = [o for o in options if o is not type(None)]
         return coerce(inner, value, key)
     if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(key, f"expected a mapping, got {value!r}")
-        return dict(value)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(key, f"expected true/false, got {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(key, f"expected an integer, got {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(key, f"expected a number, got {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(key, f"expected a string, got {value!r}")
-        return value
+        hint = dict
+    if hint in _PLAIN_HINTS:
+        accepted, expected = _PLAIN_HINTS[hint]
+        # bool is an int subclass: true/false is no integer or number here
+        if not isinstance(value, accepted) or (isinstance(value, bool) and hint is not bool):
+            raise ConfigError(key, f"expected {expected}, got {value!r}")
+        return hint(value)
     raise TypeError(f"unsupported type hint {hint!r} for {key}")  # a bug here, not in the config
 
 

@@ -6,9 +6,10 @@ import importlib
 from collections.abc import Callable
 
 
-def lazy_getattr(package: str, where: dict[str, str]) -> Callable[[str], object]:
-    """A module ``__getattr__`` (PEP 562) for ``package``: ``where`` maps an exported name to
-    the submodule that defines it, imported on first access."""
+def lazy_getattr(package: str, exports: dict[str, tuple[str, ...]]) -> Callable[[str], object]:
+    """A module ``__getattr__`` (PEP 562) for ``package``: ``exports`` maps a submodule to the
+    names it defines that the package exports, the submodule imported on first access."""
+    where = {name: module for module, names in exports.items() for name in names}
 
     def __getattr__(name: str):
         if name in where:

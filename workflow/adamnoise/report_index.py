@@ -20,6 +20,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adamnoise.cli import fail
+
 
 @dataclass
 class ExperimentSummary:
@@ -189,8 +191,7 @@ def _report_index(args: argparse.Namespace) -> int:
 
     missing = [str(p) for p in args.figures if not p.exists()]
     if missing:
-        print(f"adamnoise report-index: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
+        return fail(f"adamnoise report-index: no such file: {', '.join(missing)}", 2)
     entries = [figure_entry(path) for path in args.figures]
     write_text(args.out, render(entries, args.out))
     print(f"wrote {args.out}: {len(entries)} figures", file=sys.stderr)

@@ -35,6 +35,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from adamnoise.cli import fail
+
 TIMING_VARIABLES = ("wall_time_s", "tokens_per_s")
 GPU_RTOL = 1e-3
 GPU_ATOL = 1e-6
@@ -287,14 +289,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _verify(args: argparse.Namespace) -> int:
     runs = find_runs(args.results_dir, args.experiment)
     if not runs:
-        print(
-            f"adamnoise verify: no run with run.yaml and result.nc under {args.results_dir}",
-            file=sys.stderr,
+        return fail(
+            f"adamnoise verify: no run with run.yaml and result.nc under {args.results_dir}", 2
         )
-        return 2
     if args.sample < 1:
-        print("adamnoise verify: --sample must be >= 1", file=sys.stderr)
-        return 2
+        return fail("adamnoise verify: --sample must be >= 1", 2)
     problems = []
     readable = []
     for run_dir in runs:

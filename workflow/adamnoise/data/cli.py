@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
+
+from adamnoise.cli import add_command_family, fail
 
 
 def register(subparsers) -> None:
     """Add the ``data`` command family to the main parser's subparsers."""
-    data = subparsers.add_parser("data", help="list, download and prepare corpora")
-    commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+    commands = add_command_family(
+        subparsers, "data", help="list, download and prepare corpora", metavar="SUBCOMMAND"
+    )
 
     list_parser = commands.add_parser("list", help="list downloadable files and known corpora")
     list_parser.set_defaults(func=run_list)
@@ -51,11 +53,6 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
-
-
 def run_list(args: argparse.Namespace) -> int:
     from adamnoise.data.corpus import CORPORA
     from adamnoise.data.download import REMOTE_FILES
@@ -79,7 +76,7 @@ def run_download(args: argparse.Namespace) -> int:
             args.name, args.out, mirrors=args.mirror, retries=args.retries, timeout=args.timeout
         )
     except (DownloadError, OSError, ValueError) as err:
-        return _fail(str(err))
+        return fail(f"error: {err}")
     print(path)
     return 0
 
@@ -91,6 +88,6 @@ def run_prepare(args: argparse.Namespace) -> int:
     try:
         stats = prepare_corpus(args.name, args.out, archive=args.archive)
     except (CorpusError, OSError, ValueError) as err:
-        return _fail(str(err))
+        return fail(f"error: {err}")
     print(format_stats(stats))
     return 0

@@ -19,14 +19,11 @@ from adamnoise.lazy import lazy_getattr
 from .configs import CONFIGS, GPTConfig, NanoGPTConfig, TransformerXLConfig
 from .presets import MODEL_PARAMETERS, PRESETS, context_len_of, resolve_model_config
 
-# name -> submodule that defines it; imported (with torch) when first accessed
+# submodule -> the names it defines; imported (with torch) when one is first accessed
 _WITH_TORCH = {
-    "ARCHITECTURES": "build",
-    "build_model": "build",
-    "count_parameters": "build",
-    "GPT": "gpt",
-    "NanoGPT": "gpt",
-    "TransformerXL": "transformer_xl",
+    "build": ("ARCHITECTURES", "build_model", "count_parameters"),
+    "gpt": ("GPT", "NanoGPT"),
+    "transformer_xl": ("TransformerXL",),
 }
 
 

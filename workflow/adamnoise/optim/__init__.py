@@ -21,17 +21,19 @@ from .factory import (
     resolve_optimizer_config,
 )
 
-# name -> submodule that defines it; imported (with torch) when first accessed
+# submodule -> the names it defines; imported (with torch) when one is first accessed
 _WITH_TORCH = {
-    "kadam_betas": "functional",
-    "Adam": "optimizers",
-    "EMASign": "optimizers",
-    "InstrumentedOptimizer": "optimizers",
-    "KAdam": "optimizers",
-    "RMSprop": "optimizers",
-    "SGDMomentum": "optimizers",
-    "SignSGD": "optimizers",
-    "Signum": "optimizers",
+    "functional": ("kadam_betas",),
+    "optimizers": (
+        "Adam",
+        "EMASign",
+        "InstrumentedOptimizer",
+        "KAdam",
+        "RMSprop",
+        "SGDMomentum",
+        "SignSGD",
+        "Signum",
+    ),
 }
 
 

@@ -191,56 +191,29 @@ def clipped_descent_(
 # Sign methods (seed 003 §2 and App. A.1.1)
 
 
-def signum_update_(
+def sign_momentum_update_(
     param: Tensor,
     grad: Tensor,
     exp_avg: Tensor,
     *,
+    sign_first: bool,
     first_step: bool,
     lr: float,
     beta: float,
     weight_decay: float = 0.0,
     gradient_init: bool = False,
 ) -> None:
-    """Signum (Bernstein et al. 2018; seed 003 §2), sign of the momentum, in place.
+    """Signum (``sign_first=False``) or EMASign (``sign_first=True``), in place.
+
+    Signum (Bernstein et al. 2018; seed 003 §2), sign of the momentum:
 
         m_t = β m_{t−1} + (1 − β) g_t          (m_0 = 0, or m_1 = g_1 with gradient_init)
         θ_t = θ_{t−1} − ηλ θ_{t−1} − η sign(m_t)
 
     Global-norm clipping changes Signum (clipped gradients are averaged, then the sign is taken;
     seed 003 App. A.1.1).
-    """
-    if gradient_init and first_step:
-        exp_avg.copy_(grad)
-    else:
-        exp_avg.lerp_(grad, 1.0 - beta)
-    if weight_decay:
-        param.mul_(1.0 - lr * weight_decay)
-    param.add_(torch.sign(exp_avg), alpha=-lr)
 
-
-def signsgd_update_(param: Tensor, grad: Tensor, *, lr: float, weight_decay: float = 0.0) -> None:
-    """SignSGD (seed 003 §2: Adam with β1 = β2 = 0, ε = 0), in place.
-
-    θ_t = θ_{t−1} − ηλ θ_{t−1} − η sign(g_t)
-    """
-    if weight_decay:
-        param.mul_(1.0 - lr * weight_decay)
-    param.add_(torch.sign(grad), alpha=-lr)
-
-
-def emasign_update_(
-    param: Tensor,
-    grad: Tensor,
-    exp_avg: Tensor,
-    *,
-    first_step: bool,
-    lr: float,
-    beta: float,
-    weight_decay: float = 0.0,
-    gradient_init: bool = False,
-) -> None:
-    """EMASign, "momentum on SignSGD" (seed 003 §3.1 and App. A.1.1), in place.
+    EMASign, "momentum on SignSGD" (seed 003 §3.1 and App. A.1.1), the momentum of the signs:
 
         m_t = β m_{t−1} + (1 − β) sign(g_t)   (m_0 = 0, or m_1 = sign(g_1) with gradient_init)
         θ_t = θ_{t−1} − ηλ θ_{t−1} − η m_t
@@ -248,14 +221,27 @@ def emasign_update_(
     The order of sign and EMA is the reverse of Signum. Global-norm clipping has no effect here,
     because sign(c·g) = sign(g) for c > 0 (seed 003 App. A.1.1: "the two methods are equal").
     """
-    signs = torch.sign(grad)
+    value = torch.sign(grad) if sign_first else grad
     if gradient_init and first_step:
-        exp_avg.copy_(signs)
+        exp_avg.copy_(value)
     else:
-        exp_avg.lerp_(signs, 1.0 - beta)
+        exp_avg.lerp_(value, 1.0 - beta)
+    _decayed_descent_(param, exp_avg if sign_first else torch.sign(exp_avg), lr, weight_decay)
+
+
+def signsgd_update_(param: Tensor, grad: Tensor, *, lr: float, weight_decay: float = 0.0) -> None:
+    """SignSGD (seed 003 §2: Adam with β1 = β2 = 0, ε = 0), in place.
+
+    θ_t = θ_{t−1} − ηλ θ_{t−1} − η sign(g_t)
+    """
+    _decayed_descent_(param, torch.sign(grad), lr, weight_decay)
+
+
+def _decayed_descent_(param: Tensor, direction: Tensor, lr: float, weight_decay: float) -> None:
+    """θ ← θ − ηλθ − η d: decoupled weight decay, then the step (the sign methods)."""
     if weight_decay:
         param.mul_(1.0 - lr * weight_decay)
-    param.add_(exp_avg, alpha=-lr)
+    param.add_(direction, alpha=-lr)
 
 
 # --------------------------------------------------------------------------------------------

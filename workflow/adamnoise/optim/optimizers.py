@@ -29,14 +29,13 @@ from adamnoise.optim.functional import (
     adam_update_,
     clipped_descent_,
     coordinate_quantile,
-    emasign_update_,
     gclip_scale,
     global_grad_norm,
     kadam_betas,
     kadam_update_,
     sgd_momentum_,
+    sign_momentum_update_,
     signsgd_update_,
-    signum_update_,
 )
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]]
@@ -267,9 +266,9 @@ class SGDMomentum(InstrumentedOptimizer):
 
 
 class Signum(InstrumentedOptimizer):
-    """Signum, sign of the momentum (seed 003 §2): see ``functional.signum_update_``."""
+    """Signum, sign of the momentum (seed 003 §2): see ``functional.sign_momentum_update_``."""
 
-    _rule = staticmethod(signum_update_)  # EMASign has the same state and swaps the rule
+    _sign_first = False  # EMASign has the same state and takes the sign before the momentum
 
     def __init__(
         self,
@@ -291,10 +290,11 @@ class Signum(InstrumentedOptimizer):
             first_step = "exp_avg" not in state
             if first_step:
                 state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            self._rule(
+            sign_momentum_update_(
                 param,
                 self._scaled(param.grad, grad_scale),
                 state["exp_avg"],
+                sign_first=self._sign_first,
                 first_step=first_step,
                 lr=group["lr"],
                 beta=group["momentum"],
@@ -305,9 +305,9 @@ class Signum(InstrumentedOptimizer):
 
 
 class EMASign(Signum):
-    """EMASign, momentum of the signs (seed 003 §3.1): see ``functional.emasign_update_``."""
+    """EMASign, momentum of the signs (seed 003 §3.1): see ``functional.sign_momentum_update_``."""
 
-    _rule = staticmethod(emasign_update_)
+    _sign_first = True
 
 
 class SignSGD(InstrumentedOptimizer):

@@ -8,17 +8,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
+
+from adamnoise.cli import add_command_family, fail
 
 
 def register(subparsers) -> None:
     """Add the theory commands to the main ``adamnoise`` parser."""
-    theory = subparsers.add_parser(
+    theory_commands = add_command_family(
+        subparsers,
         "theory",
         help="seed 000 / 004 theory: lemma thresholds, beta-scaling rules, theory grid",
         description="Recompute the seed papers' theory (thresholds, grids) from the formulas.",
     )
-    theory_commands = theory.add_subparsers(dest="theory_command", required=True, metavar="WHAT")
 
     lemmas = theory_commands.add_parser(
         "lemmas",
@@ -170,8 +171,7 @@ def run_rules(args: argparse.Namespace) -> int:
     if not args.b_simple > 0:
         problems.append(f"--b-simple must be > 0, got {args.b_simple}")
     if problems:
-        print("adamnoise theory rules: error: " + "; ".join(problems), file=sys.stderr)
-        return 2
+        return fail("adamnoise theory rules: error: " + "; ".join(problems), 2)
     other = "beta1" if args.axis == "beta2" else "beta2"
     fixed = args.fixed if args.fixed is not None else DEFAULT_BETAS[other]
     lam = noise_ratio(args.n_samples, batch_sizes, args.b_simple)
@@ -219,8 +219,7 @@ def run_recommend(args: argparse.Namespace) -> int:
     try:
         result = recommend(args.n_samples, args.batch_size, args.b_simple)
     except ValueError as error:
-        print(f"adamnoise recommend: error: {error}", file=sys.stderr)
-        return 2
+        return fail(f"adamnoise recommend: error: {error}", 2)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return 0

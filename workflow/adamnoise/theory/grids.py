@@ -85,6 +85,30 @@ def theory_grid_dataset(
         "units": "1 per step",
     }
 
+    def stability_maps(prefix: str, grid: str, grid_b1, grid_b2) -> dict:
+        """C and its region over the grid_b1 x grid_b2 grid, on dims ``<grid>_beta1/2``."""
+        dims = (f"{grid}_beta1", f"{grid}_beta2")
+        b1_b2 = grid_b1[:, None], grid_b2[None, :]
+        return {
+            f"{prefix}stability_constant": (dims, stability.stability_constant(*b1_b2), c_attrs),
+            f"{prefix}stability_region": (
+                dims,
+                stability.stability_region_code(*b1_b2),
+                region_attrs,
+            ),
+        }
+
+    def curve_betas(curve: str, through: str, curve_b1, curve_b2) -> dict:
+        """beta1 and beta2 along the normal or level curve, on its dim ``<curve>_point``."""
+        return {
+            f"{curve}_curve_beta{i}": (
+                f"{curve}_point",
+                values,
+                {"long_name": f"beta{i} on the {curve} curve {through}", "units": "1"},
+            )
+            for i, values in ((1, curve_b1), (2, curve_b2))
+        }
+
     ds = xr.Dataset(
         data_vars={
             "c_total": (
@@ -107,36 +131,9 @@ def theory_grid_dataset(
                 noise_slope,
                 {"long_name": "C1 + C2 of seed 000 App. A.2 (dC_total/dlambda)"},
             ),
-            "stability_constant": (
-                ("square_beta1", "square_beta2"),
-                stability.stability_constant(sq[:, None], sq[None, :]),
-                c_attrs,
-            ),
-            "stability_region": (
-                ("square_beta1", "square_beta2"),
-                stability.stability_region_code(sq[:, None], sq[None, :]),
-                region_attrs,
-            ),
-            "zoom_stability_constant": (
-                ("zoom_beta1", "zoom_beta2"),
-                stability.stability_constant(z1[:, None], z2[None, :]),
-                c_attrs,
-            ),
-            "zoom_stability_region": (
-                ("zoom_beta1", "zoom_beta2"),
-                stability.stability_region_code(z1[:, None], z2[None, :]),
-                region_attrs,
-            ),
-            "normal_curve_beta1": (
-                "normal_point",
-                normal_b1,
-                {"long_name": "beta1 on the normal curve through curve_point", "units": "1"},
-            ),
-            "normal_curve_beta2": (
-                "normal_point",
-                normal_b2,
-                {"long_name": "beta2 on the normal curve through curve_point", "units": "1"},
-            ),
+            **stability_maps("", "square", sq, sq),
+            **stability_maps("zoom_", "zoom", z1, z2),
+            **curve_betas("normal", "through curve_point", normal_b1, normal_b2),
             "normal_curve_c": (
                 "normal_point",
                 stability.stability_constant(normal_b1, normal_b2),
@@ -150,16 +147,7 @@ def theory_grid_dataset(
                     "units": "1 per step",
                 },
             ),
-            "level_curve_beta1": (
-                "level_point",
-                level_b1,
-                {"long_name": "beta1 on the level curve C = C(curve_point)", "units": "1"},
-            ),
-            "level_curve_beta2": (
-                "level_point",
-                level_b2,
-                {"long_name": "beta2 on the level curve C = C(curve_point)", "units": "1"},
-            ),
+            **curve_betas("level", "C = C(curve_point)", level_b1, level_b2),
         },
         coords={
             "beta1": ("beta1", b1, beta_attrs["beta1"]),

@@ -42,33 +42,33 @@ def _as_steps_first(grads) -> np.ndarray:
     return grads
 
 
+def _moving_average(values: np.ndarray, beta: float) -> np.ndarray:
+    """a_k = beta a_{k-1} + (1 - beta) x_k from a_{-1} = 0, step axis first."""
+    averages = np.empty_like(values)
+    average = np.zeros_like(values[0])
+    for k, x in enumerate(values):
+        average = beta * average + (1 - beta) * x
+        averages[k] = average
+    return averages
+
+
+def _previous(averages: np.ndarray) -> np.ndarray:
+    """a_{k-1} at step k (a_{-1} = 0)."""
+    return np.concatenate([np.zeros_like(averages[:1]), averages[:-1]])
+
+
 def adam_moments(grads, beta1: float, beta2: float):
     """The plain Adam moving averages (no bias correction), step axis first: m_k and v_k."""
     grads = _as_steps_first(grads)
-    m = np.empty_like(grads)
-    v = np.empty_like(grads)
-    m_prev = np.zeros_like(grads[0])
-    v_prev = np.zeros_like(grads[0])
-    for k, g in enumerate(grads):
-        m_prev = beta1 * m_prev + (1 - beta1) * g
-        v_prev = beta2 * v_prev + (1 - beta2) * g * g
-        m[k], v[k] = m_prev, v_prev
-    return m, v
+    return _moving_average(grads, beta1), _moving_average(grads * grads, beta2)
 
 
 def deviation_average(grads, beta: float):
     """s_k = beta s_{k-1} + (1 - beta)(g_k - m_{k-1})^2 of Prop. 1, with m the momentum of the same
     beta. Returns (m, s), step axis first."""
     grads = _as_steps_first(grads)
-    m = np.empty_like(grads)
-    s = np.empty_like(grads)
-    m_prev = np.zeros_like(grads[0])
-    s_prev = np.zeros_like(grads[0])
-    for k, g in enumerate(grads):
-        s_prev = beta * s_prev + (1 - beta) * (g - m_prev) ** 2
-        m_prev = beta * m_prev + (1 - beta) * g
-        m[k], s[k] = m_prev, s_prev
-    return m, s
+    m = _moving_average(grads, beta)
+    return m, _moving_average((grads - _previous(m)) ** 2, beta)
 
 
 def variance_form_denominator(m, s, beta: float):
@@ -102,13 +102,7 @@ def second_moment_gap(grads, beta1: float, beta2: float, scale: float):
     """
     grads = _as_steps_first(grads)
     m, v = adam_moments(grads, beta1, beta2)
-    s = np.empty_like(grads)
-    m_prev = np.zeros_like(grads[0])
-    s_prev = np.zeros_like(grads[0])
-    for k, g in enumerate(grads):
-        s_prev = beta2 * s_prev + (1 - beta2) * (g - m_prev) ** 2
-        m_prev = m[k]
-        s[k] = s_prev
+    s = _moving_average((grads - _previous(m)) ** 2, beta2)
     return v - (m * m + scale * s)
 
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 import argparse
 import time
 
+from adamnoise.cli import add_command_family
+
 
 def register(subparsers) -> None:
     """Add ``adamnoise toy`` to the main parser."""
-    toy = subparsers.add_parser(
+    commands = add_command_family(
+        subparsers,
         "toy",
         help="seed 002 / 003 toy quadratics (9-dimensional, CPU, seconds)",
         description="Run the seeds' 9-dimensional block quadratics with the project's optimisers "
         "and write their datasets as netCDF.",
     )
-    commands = toy.add_subparsers(dest="toy_command", required=True, metavar="WHAT")
 
     gap = commands.add_parser(
         "gap",

@@ -411,24 +411,29 @@ def _provenance(command: str | None) -> dict[str, str]:
     return provenance.as_attrs(provenance.collect(command=command or "adamnoise.toy.quadratic"))
 
 
+def _dimensionless(dims, values, description: str) -> tuple:
+    """A data variable of the toy's datasets: every quantity of the quadratics has units "1"."""
+    return dims, values, {"units": "1", "description": description}
+
+
 def _problem_variables(problems: dict[str, BlockQuadratic]) -> dict[str, Any]:
     """The Hessians themselves (seed 002 Fig. 21), for the figures and for checking."""
     kinds = list(problems)
     return {
-        "hessian_matrix": (
+        "hessian_matrix": _dimensionless(
             ("hessian", "row", "column"),
             np.stack([problems[k].hessian for k in kinds]),
-            {"units": "1", "description": "H of each problem (block-diagonal, 3 x 3 blocks)"},
+            "H of each problem (block-diagonal, 3 x 3 blocks)",
         ),
-        "block_eigenvalues": (
+        "block_eigenvalues": _dimensionless(
             ("hessian", "block", "within_block"),
             np.array([problems[k].eigenvalue_blocks for k in kinds]),
-            {"units": "1", "description": "eigenvalues of each block (seed's H_details)"},
+            "eigenvalues of each block (seed's H_details)",
         ),
-        "initial_loss": (
+        "initial_loss": _dimensionless(
             ("hessian",),
             np.array([float(problems[k].loss(problems[k].initial_point)) for k in kinds]),
-            {"units": "1", "description": "L(w0) = 1/2 w0^T H w0 at the shared initial point"},
+            "L(w0) = 1/2 w0^T H w0 at the shared initial point",
         ),
     }
 
@@ -508,34 +513,20 @@ def gap_vs_batch_size(
     dims = ("protocol", "hessian", "optimizer", "batch_size")
     dataset = xr.Dataset(
         {
-            "final_loss": (
-                (*dims, "run"),
-                final_loss,
-                {"units": "1", "description": "L(w_T) at the protocol's learning rate, per run"},
+            "final_loss": _dimensionless(
+                (*dims, "run"), final_loss, "L(w_T) at the protocol's learning rate, per run"
             ),
-            "lr": (
-                dims,
-                lr,
-                {"units": "1", "description": "peak learning rate the protocol picked"},
+            "lr": _dimensionless(dims, lr, "peak learning rate the protocol picked"),
+            "lr_on_grid_edge": _dimensionless(
+                dims, edge, "picked rate is the first or last of its grid"
             ),
-            "lr_on_grid_edge": (
-                dims,
-                edge,
-                {"units": "1", "description": "picked rate is the first or last of its grid"},
-            ),
-            "grid_final_loss": (
+            "grid_final_loss": _dimensionless(
                 ("hessian", "optimizer", "batch_size", "lr_index", "run"),
                 grid_final_loss,
-                {
-                    "units": "1",
-                    "description": "L(w_T) for every rate of lr_grid (NaN/inf: "
-                    "diverged or padding)",
-                },
+                "L(w_T) for every rate of lr_grid (NaN/inf: diverged or padding)",
             ),
-            "lr_grid": (
-                ("optimizer", "lr_index"),
-                lr_grid,
-                {"units": "1", "description": "peak learning rates tried (NaN: padding)"},
+            "lr_grid": _dimensionless(
+                ("optimizer", "lr_index"), lr_grid, "peak learning rates tried (NaN: padding)"
             ),
             **_problem_variables(problems),
         },
@@ -683,52 +674,33 @@ def sign_descent_comparison(
         variance[:, 1:] = adam_variance  # defined after the first update
     dataset = xr.Dataset(
         {
-            "loss": (
-                ("optimizer", "run", "step"),
-                loss,
-                {"units": "1", "description": "L(w_t) at the tuned (beta, lr), per run"},
+            "loss": _dimensionless(
+                ("optimizer", "run", "step"), loss, "L(w_t) at the tuned (beta, lr), per run"
             ),
-            "final_loss": (
-                ("optimizer", "run"),
-                loss[..., -1],
-                {"units": "1", "description": "L(w_T) at the tuned (beta, lr), per run"},
+            "final_loss": _dimensionless(
+                ("optimizer", "run"), loss[..., -1], "L(w_T) at the tuned (beta, lr), per run"
             ),
-            "tuned_lr": (
-                ("optimizer",),
-                tuned_lr,
-                {"units": "1", "description": "peak learning rate of the best (beta, lr)"},
+            "tuned_lr": _dimensionless(
+                ("optimizer",), tuned_lr, "peak learning rate of the best (beta, lr)"
             ),
-            "tuned_beta": (
+            "tuned_beta": _dimensionless(
                 ("optimizer",),
                 tuned_beta,
-                {
-                    "units": "1",
-                    "description": "momentum beta of the best (beta, lr) (Adam: beta1 = beta2)",
-                },
+                "momentum beta of the best (beta, lr) (Adam: beta1 = beta2)",
             ),
-            "lr_on_grid_edge": (
-                ("optimizer",),
-                lr_edge,
-                {"units": "1", "description": "tuned rate is the first or last of its grid"},
+            "lr_on_grid_edge": _dimensionless(
+                ("optimizer",), lr_edge, "tuned rate is the first or last of its grid"
             ),
-            "beta_on_grid_edge": (
-                ("optimizer",),
-                beta_edge,
-                {"units": "1", "description": "tuned beta is the first or last of its grid"},
+            "beta_on_grid_edge": _dimensionless(
+                ("optimizer",), beta_edge, "tuned beta is the first or last of its grid"
             ),
-            "tuning_loss": (
+            "tuning_loss": _dimensionless(
                 ("optimizer", "beta", "lr_index"),
                 tuning_loss,
-                {
-                    "units": "1",
-                    "description": "mean L(w_T) over runs for every (beta, grid "
-                    "rate) (inf: a run diverged)",
-                },
+                "mean L(w_T) over runs for every (beta, grid rate) (inf: a run diverged)",
             ),
-            "lr_grid": (
-                ("optimizer", "lr_index"),
-                lr_grid,
-                {"units": "1", "description": "peak learning rates tried (NaN: padding)"},
+            "lr_grid": _dimensionless(
+                ("optimizer", "lr_index"), lr_grid, "peak learning rates tried (NaN: padding)"
             ),
             "adam_block_variance": (
                 ("run", "step", "block"),
