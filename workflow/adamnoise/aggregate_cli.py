@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     aggregate.set_defaults(func=_aggregate)
 
 
-def _load_experiment(config_path: Path, name: str):
+def load_experiment(config_path: Path, name: str):
     from adamnoise.errors import ConfigError
     from adamnoise.io import load_yaml
     from adamnoise.workflow_config import load_experiments
@@ -47,7 +47,7 @@ def _aggregate(args: argparse.Namespace) -> int:
     from adamnoise.aggregate import UnreadableResults, aggregate_directory
     from adamnoise.io import save_netcdf
 
-    experiment = _load_experiment(args.config, args.experiment)
+    experiment = load_experiment(args.config, args.experiment)
     try:
         dataset = aggregate_directory(experiment, args.runs_dir)
     except UnreadableResults as error:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from adamnoise.cli import fail
 from adamnoise.status import LATE_FRACTION
+from adamnoise.verify import add_sample_arguments
 
 
 @dataclass(frozen=True)
@@ -117,21 +118,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Exit 1 if any sampled run finds a minimum lower than the stored one by more "
         "than the tolerance: its stopping rule or its budget ended it too early.",
     )
-    parser.add_argument("results_dir", type=Path, help="the workflow's results directory")
-    parser.add_argument("--sample", type=int, default=3, help="runs to retrain (default 3)")
+    add_sample_arguments(parser)
     parser.add_argument(
         "--tolerance", type=float, default=1.0, help="percent the minimum may fall (default 1)"
     )
     parser.add_argument(
         "--cap-factor", type=float, default=2.0, help="times the run's budget (default 2)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random choice")
-    parser.add_argument("--experiment", help="only runs of this experiment")
     parser.add_argument(
         "--flagged",
         action="store_true",
         help="draw only among runs whose best evaluation is their last or lies in the last "
-        f"{LATE_FRACTION:.0%} of their steps (the runs Table 1 flags)",
+        f"{LATE_FRACTION:.0%}% of their steps (the runs Table 1 flags)",
     )
     parser.set_defaults(func=_check_stopping)
 

@@ -84,7 +84,7 @@ def _matching_index(values: np.ndarray, target: float, rel: float = 0.01) -> int
     return index if distance[index] <= np.log1p(rel) else None
 
 
-def _seed_means(ppl: np.ndarray) -> np.ndarray:
+def seed_means(ppl: np.ndarray) -> np.ndarray:
     """Mean over the last axis; +inf if any seed diverged, NaN if any is missing."""
     with np.errstate(invalid="ignore"):
         mean = ppl.mean(axis=-1)
@@ -92,7 +92,7 @@ def _seed_means(ppl: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(ppl).any(axis=-1), np.nan, mean)
 
 
-def _argmin_candidates(mean: np.ndarray) -> np.ndarray:
+def argmin_candidates(mean: np.ndarray) -> np.ndarray:
     """Argmin over the last axis among finite entries; -1 where no entry is finite."""
     finite = np.isfinite(mean)
     index = np.where(finite, mean, np.inf).argmin(axis=-1)
@@ -133,31 +133,29 @@ def sweep_optima(
     betas = np.asarray(aggregate[axis].values, dtype=float)
     n_seeds = values.shape[-1]
 
-    mean = _seed_means(values)
+    mean = seed_means(values)
     delta_cv = _held_out_delta(values, _matching_index(betas, DEFAULT_BETA[axis]))
     completed = np.isfinite(values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # cells with fewer than two seeds: NaN
         spread = np.where(completed, values, np.nan)
         std = np.nanstd(spread, axis=-1, ddof=1)
-    best = _argmin_candidates(mean)
+    best = argmin_candidates(mean)
     has_best = best >= 0
     take = np.where(has_best, best, 0)[..., None]
     best_beta = np.where(has_best, betas[take[..., 0]], np.nan)
     best_ppl = np.where(has_best, np.take_along_axis(mean, take, -1)[..., 0], np.nan)
 
     draws = bootstrap_seeds(n_seeds, n_resamples, bootstrap_seed)
-    resampled = _seed_means(values[..., draws])  # [..., K, R]
+    resampled = seed_means(values[..., draws])  # [..., K, R]
     # a value that is not a candidate on all seeds is not one in any resample either
     resampled = np.where(np.isfinite(mean)[..., None], resampled, np.inf)
     resampled = np.moveaxis(resampled, -1, 0)  # [R, ..., K]
     alpha = (1 - CONFIDENCE) / 2
-    low, high, p_best = _winner_spread(_argmin_candidates(resampled), best, betas, alpha)
+    low, high, p_best = _winner_spread(argmin_candidates(resampled), best, betas, alpha)
 
     # each seed's own argmin (NaN-safe: a seed with a missing or diverged value has none)
-    own_best = _argmin_candidates(
-        np.moveaxis(np.where(np.isfinite(values), values, np.nan), -1, -2)
-    )
+    own_best = argmin_candidates(np.moveaxis(np.where(np.isfinite(values), values, np.nan), -1, -2))
     seed_winners = np.where(has_best, (own_best == best[..., None]).sum(-1), 0)
 
     top = np.arange(len(betas))[-slope_points:]  # sorted: the values nearest 1
@@ -278,7 +276,7 @@ def sweep_optima(
     predicted = xr.zeros_like(result["slope"], dtype=np.int8)
     if noise_ratio is not None:
         window = (float(betas[top].min()), float(betas[top].max()))
-        predicted = predicted_slope_sign(axis, noise_ratio, _fixed_beta(aggregate, axis), window)
+        predicted = predicted_slope_sign(axis, noise_ratio, fixed_beta(aggregate, axis), window)
         predicted = predicted.broadcast_like(result["slope"]).astype(np.int8)
     result["predicted_slope_sign"] = predicted.assign_attrs(
         description="sign of d ppl / d beta over the slope's beta values that seed 000 predicts "
@@ -342,7 +340,7 @@ def _held_out_delta(values: np.ndarray, default_index: int | None) -> np.ndarray
     deltas = []
     for held in range(n_seeds):
         others = np.delete(values, held, axis=-1)
-        chosen = _argmin_candidates(_seed_means(others))  # [...]
+        chosen = argmin_candidates(seed_means(others))  # [...]
         own = values[..., held]  # [..., K]
         picked = np.take_along_axis(own, np.maximum(chosen, 0)[..., None], -1)[..., 0]
         default = own[..., default_index]
@@ -427,8 +425,8 @@ def _test_statistics(aggregate: xr.Dataset, cells: list[str], axis: str, betas) 
     if "test_ppl" not in aggregate:
         return {}
     values = candidate_ppl(aggregate, "test_ppl").transpose(*dims, "seed").values
-    mean = _seed_means(values)
-    best = _argmin_candidates(mean)
+    mean = seed_means(values)
+    best = argmin_candidates(mean)
     best_beta = np.where(best >= 0, betas[np.maximum(best, 0)], np.nan)
     default_index = _matching_index(betas, DEFAULT_BETA[axis])
     if default_index is None:
@@ -471,7 +469,7 @@ def _t_interval(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean - half, mean + half
 
 
-def _fixed_beta(aggregate: xr.Dataset, axis: str) -> float:
+def fixed_beta(aggregate: xr.Dataset, axis: str) -> float:
     other = THEORY_FIXED[axis][0]
     return float(aggregate[other].values[0]) if other in aggregate.dims else float("nan")
 

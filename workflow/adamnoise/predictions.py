@@ -43,11 +43,11 @@ import xarray as xr
 
 from adamnoise.optima import (
     CONFIDENCE,
-    _argmin_candidates,
-    _fixed_beta,
-    _seed_means,
+    argmin_candidates,
     bootstrap_seeds,
     candidate_ppl,
+    fixed_beta,
+    seed_means,
 )
 from adamnoise.theory.scaling_rules import RULES, SweepContext, nearest_candidate
 
@@ -78,12 +78,12 @@ def competing_predictions(
     # the other beta: one value (a one-beta sweep), or a cell dimension (a (beta1, beta2) grid),
     # where each cell's rules use that cell's own value
     other = "beta1" if axis == "beta2" else "beta2"
-    fixed = _fixed_beta(aggregate, axis)
+    fixed = fixed_beta(aggregate, axis)
     other_dim = cells.index(other) if other in cells and aggregate.sizes[other] > 1 else None
     tied = other not in aggregate.dims  # tie_betas: the other beta equals the swept one
 
-    mean = _seed_means(values)  # [..., B, K]
-    best = _argmin_candidates(mean)  # [..., B]
+    mean = seed_means(values)  # [..., B, K]
+    best = argmin_candidates(mean)  # [..., B]
     names = list(RULES)
     rule_beta = np.full((len(names), *best.shape), np.nan)
     anchor_beta = _anchor(best[..., 0], mean[..., 0, :], betas)  # [...]
@@ -103,12 +103,12 @@ def competing_predictions(
     grid_index, off_grid = nearest_candidate(rule_beta, betas)
 
     draws = bootstrap_seeds(values.shape[-1], n_resamples, bootstrap_seed)
-    resampled = _seed_means(values[..., draws])  # [..., B, K, R]
+    resampled = seed_means(values[..., draws])  # [..., B, K, R]
     resampled = np.where(np.isfinite(mean)[..., None], resampled, np.inf)
     resampled = np.moveaxis(resampled, -1, 0)  # [R, ..., B, K]
     # the transfer rules' anchor is re-chosen in every resample, like the best it is held against
     boot_anchor = _anchor(
-        _argmin_candidates(resampled[..., 0, :]), mean[None, ..., 0, :], betas
+        argmin_candidates(resampled[..., 0, :]), mean[None, ..., 0, :], betas
     )  # [R, ...]
     boot_index = np.broadcast_to(grid_index[:, None], (len(names), *resampled.shape[:-1])).copy()
     for r, name in enumerate(names):
@@ -246,7 +246,7 @@ def _regrets(mean, resampled, grid_index, boot_index):
     regret = np.where((grid_index < 0) | no_best, np.nan, regret)
 
     boot_best = np.where(np.isfinite(resampled), resampled, np.inf).min(axis=-1)  # [R, ..., B]
-    boot_winner = _argmin_candidates(resampled)  # [R, ..., B]
+    boot_winner = argmin_candidates(resampled)  # [R, ..., B]
     n_rules = grid_index.shape[0]
     low, high, p_best = (np.full(grid_index.shape, np.nan) for _ in range(3))
     for r in range(n_rules):
@@ -350,7 +350,7 @@ def diagonal_gap(aggregate: xr.Dataset) -> pd.DataFrame:
     ppl = candidate_ppl(aggregate)
     others = [d for d in ppl.dims if d not in ("beta1", "beta2", "seed")]
     ppl = ppl.transpose(*others, "beta1", "beta2", "seed")
-    mean = _seed_means(ppl.values)  # [..., beta1, beta2]
+    mean = seed_means(ppl.values)  # [..., beta1, beta2]
     beta1 = np.asarray(aggregate["beta1"].values, float)
     beta2 = np.asarray(aggregate["beta2"].values, float)
     on_diagonal = np.isclose(beta1[:, None], beta2[None, :], rtol=0, atol=1e-12)

@@ -234,7 +234,7 @@ def derived_table_problems(experiment_dir: Path) -> list[str]:
     import xarray as xr
 
     from adamnoise.aggregate import aggregate_directory
-    from adamnoise.aggregate_cli import _load_experiment
+    from adamnoise.aggregate_cli import load_experiment
     from adamnoise.analysis import predict_flips
     from adamnoise.analysis_cli import optima_outputs, predictions_outputs
 
@@ -243,7 +243,7 @@ def derived_table_problems(experiment_dir: Path) -> list[str]:
     )
     if not stored or not (experiment_dir / "experiment.yaml").exists():
         return []
-    experiment = _load_experiment(experiment_dir / "experiment.yaml", experiment_dir.name)
+    experiment = load_experiment(experiment_dir / "experiment.yaml", experiment_dir.name)
     # through netCDF, as the workflow's analysis reads it
     with tempfile.TemporaryDirectory(prefix="adamnoise-verify-") as tmp:
         from adamnoise.io import save_netcdf
@@ -278,10 +278,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Bit-identical on CPU; within rtol 1e-3 where a GPU is involved. Exit 1 if "
         "any sampled run does not match.",
     )
-    verify.add_argument("results_dir", type=Path, help="the workflow's results directory")
-    verify.add_argument("--sample", type=int, default=3, help="runs to retrain (default 3)")
-    verify.add_argument("--seed", type=int, default=0, help="seed of the random choice")
-    verify.add_argument("--experiment", help="only runs of this experiment")
+    add_sample_arguments(verify)
     verify.add_argument("--device", help="override the runs' device (e.g. cpu)")
     verify.set_defaults(func=_verify)
 
@@ -326,3 +323,12 @@ def _verify(args: argparse.Namespace) -> int:
     for line in tables:
         print(line, flush=True)
     return 1 if failed or problems or tables else 0
+
+
+def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of a command that retrains a random sample of a results directory's runs
+    (``verify``, ``check-stopping``)."""
+    parser.add_argument("results_dir", type=Path, help="the workflow's results directory")
+    parser.add_argument("--sample", type=int, default=3, help="runs to retrain (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random choice")
+    parser.add_argument("--experiment", help="only runs of this experiment")

@@ -30,7 +30,11 @@ def _full_batch(b1, b2):
     return b1 / (1 - b1) - b2 / (1 - b2)
 
 
-def _c1(b1, b2):
+# C1...C5 of App. A.2 as expressions of any number type (floats, arrays, the dual numbers of
+# lemmas.py); c1...c5 below take array-likes and return float arrays
+
+
+def c1_expression(b1, b2):
     return (
         (1 - b1**2) / (b1 * (1 - b1 * b2))
         + (1 - b1) ** 2 / (b1 * (1 - b1 * b2) ** 2)
@@ -42,7 +46,7 @@ def _c1(b1, b2):
     )
 
 
-def _c2(b1, b2):
+def c2_expression(b1, b2):
     return (
         (b1 - b2)
         * (b1 * b2**2 - b1 * b2 + b1 + b2**2 - 2 * b2)
@@ -50,7 +54,7 @@ def _c2(b1, b2):
     )
 
 
-def _c3(b1, b2):
+def c3_expression(b1, b2):
     numerator = (
         -2 * b1**2 * b2**5
         + (b1**2 + 8 * b1) * b2**4
@@ -62,17 +66,17 @@ def _c3(b1, b2):
     return numerator / ((1 - b2) * (1 + b2) ** 2 * (1 - b1 * b2) ** 2)
 
 
-def _c4(b1, b2):
+def c4_expression(b1, b2):
     return -((b1 - b2) ** 2) / ((1 + b1) * (1 + b2) * (1 - b1 * b2))
 
 
-def _c5(b1, b2):
+def c5_expression(b1, b2):
     return b2 * (b2 - b1) * (2 * b2 - 3 * b1 - 1) / ((1 + b1) * (1 + b2) ** 2 * (1 - b1 * b2))
 
 
 def _noise_slope(b1, b2):
     """S = C1 + C2: the coefficient of lambda in C_total after the B_simple replacement."""
-    return _c1(b1, b2) + _c2(b1, b2)
+    return c1_expression(b1, b2) + c2_expression(b1, b2)
 
 
 def _c_total(b1, b2, lam):
@@ -90,27 +94,27 @@ def full_batch_coefficient(beta1, beta2):
 
 def c1(beta1, beta2):
     """C1(beta1, beta2) of App. A.2 (coefficient of MBN1, the noise-weighted l1-sharpness term)."""
-    return _c1(*_as_float_arrays(beta1, beta2))
+    return c1_expression(*_as_float_arrays(beta1, beta2))
 
 
 def c2(beta1, beta2):
     """C2(beta1, beta2) of App. A.2 (coefficient of MBN2); zero on the diagonal beta1 = beta2."""
-    return _c2(*_as_float_arrays(beta1, beta2))
+    return c2_expression(*_as_float_arrays(beta1, beta2))
 
 
 def c3(beta1, beta2):
     """C3(beta1, beta2) of App. A.2 (coefficient of MBN3, argued neutral in App. A.3.1)."""
-    return _c3(*_as_float_arrays(beta1, beta2))
+    return c3_expression(*_as_float_arrays(beta1, beta2))
 
 
 def c4(beta1, beta2):
     """C4(beta1, beta2) of App. A.2 (coefficient of MBN4, small by Lemma A.1)."""
-    return _c4(*_as_float_arrays(beta1, beta2))
+    return c4_expression(*_as_float_arrays(beta1, beta2))
 
 
 def c5(beta1, beta2):
     """C5(beta1, beta2) of App. A.2 (coefficient of MBN5, small by Lemma A.1)."""
-    return _c5(*_as_float_arrays(beta1, beta2))
+    return c5_expression(*_as_float_arrays(beta1, beta2))
 
 
 def c_total(beta1, beta2, lam):

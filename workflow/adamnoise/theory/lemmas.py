@@ -23,10 +23,10 @@ from scipy import optimize
 
 from adamnoise.theory.implicit_bias import (
     OPEN_END,
-    _c1,
-    _c2,
-    _c4,
-    _c5,
+    c1_expression,
+    c2_expression,
+    c4_expression,
+    c5_expression,
     c_total_derivative,
     sweep_derivatives,
     sweep_grid,
@@ -190,7 +190,7 @@ def diagonal_c1_derivative(beta):
     lam C1(beta, beta) and Lemma 3.7 (strictly increasing for every lam > 0) is equivalent to this
     being > 0."""
     b = Taylor2.variable(np.asarray(beta, dtype=float))
-    return _c1(b, b).d1
+    return c1_expression(b, b).d1
 
 
 @dataclass(frozen=True)
@@ -211,12 +211,12 @@ def lemma_3_7(lo: float = 0.5, hi: float = OPEN_END) -> DiagonalCheck:
 
 # (label, numerator, denominator, swept variable, fixed value, printed bound) of Lemma A.1
 LEMMA_A1_CLAIMS = (
-    ("|C4/C1|", _c4, _c1, "beta2", 0.9, 3e-4),
-    ("|C5/C1|", _c5, _c1, "beta2", 0.9, 4e-3),
-    ("|C4/C2|", _c4, _c2, "beta2", 0.99, 1e-3),
-    ("|C5/C2|", _c5, _c2, "beta2", 0.99, 6e-3),
-    ("|C4/C2|", _c4, _c2, "beta1", 0.999, 6e-5),
-    ("|C5/C2|", _c5, _c2, "beta1", 0.999, 5e-4),
+    ("|C4/C1|", c4_expression, c1_expression, "beta2", 0.9, 3e-4),
+    ("|C5/C1|", c5_expression, c1_expression, "beta2", 0.9, 4e-3),
+    ("|C4/C2|", c4_expression, c2_expression, "beta2", 0.99, 1e-3),
+    ("|C5/C2|", c5_expression, c2_expression, "beta2", 0.99, 6e-3),
+    ("|C4/C2|", c4_expression, c2_expression, "beta1", 0.999, 6e-5),
+    ("|C5/C2|", c5_expression, c2_expression, "beta1", 0.999, 5e-4),
 )
 
 

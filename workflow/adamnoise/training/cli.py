@@ -18,22 +18,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("run_config", metavar="RUN.yaml", help="run config file")
     parser.add_argument("--out", required=True, metavar="RESULT.nc", help="result file to write")
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from the checkpoint of the same config if there is one",
-    )
-    parser.add_argument(
-        "--checkpoint-dir", metavar="DIR", help="checkpoint directory (default: RESULT.nc.ckpt/)"
-    )
-    parser.add_argument(
-        "--checkpoint-minutes",
-        type=float,
-        default=20.0,
-        metavar="M",
-        help="also checkpoint every M minutes of wall-clock time (0: never); SIGTERM always "
-        "checkpoints and exits with status 143 (default: %(default)s)",
-    )
+    _add_checkpoint_options(parser, "the same config", "RESULT.nc.ckpt/")
     parser.set_defaults(func=run_train)
 
     pack = subparsers.add_parser(
@@ -49,15 +34,20 @@ def register(subparsers) -> None:
     pack.add_argument(
         "--out", required=True, nargs="+", metavar="RESULT.nc", help="result files, one per run"
     )
-    pack.add_argument(
-        "--resume", action="store_true", help="continue from the pack's checkpoint if there is one"
+    _add_checkpoint_options(pack, "the pack", "the first RESULT.nc + .pack.ckpt/")
+    pack.set_defaults(func=run_train_pack)
+
+
+def _add_checkpoint_options(parser, whose: str, default_dir: str) -> None:
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"continue from the checkpoint of {whose} if there is one",
     )
-    pack.add_argument(
-        "--checkpoint-dir",
-        metavar="DIR",
-        help="checkpoint directory of the pack (default: the first RESULT.nc + .pack.ckpt/)",
+    parser.add_argument(
+        "--checkpoint-dir", metavar="DIR", help=f"checkpoint directory (default: {default_dir})"
     )
-    pack.add_argument(
+    parser.add_argument(
         "--checkpoint-minutes",
         type=float,
         default=20.0,
@@ -65,7 +55,6 @@ def register(subparsers) -> None:
         help="also checkpoint every M minutes of wall-clock time (0: never); SIGTERM always "
         "checkpoints and exits with status 143 (default: %(default)s)",
     )
-    pack.set_defaults(func=run_train_pack)
 
 
 def run_train_pack(args: argparse.Namespace) -> int:
