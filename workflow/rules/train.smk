@@ -43,10 +43,11 @@ rule train:
         # OMP_NUM_THREADS: torch would otherwise take every core in each of the parallel jobs
         # Snakemake deletes the declared log before it reruns a failed or incomplete job, so every
         # attempt is also appended to LOG.attempts, which it does not know (a resumed run says
-        # where it resumed)
+        # where it resumed). tee ignores SIGTERM: the trainer checkpoints on it and must still be
+        # able to write.
         '(echo "== attempt at $(date -u +%FT%TZ) on $(hostname)"'
         " && OMP_NUM_THREADS={threads} adamnoise train {input.config:q} --out {output:q} --resume"
-        ") 2>&1 | tee -a {log:q}.attempts >> {log:q}"
+        ") 2>&1 | (trap '' TERM; exec tee -a {log:q}.attempts) >> {log:q}"
 
 
 # One rule per pack (`pack: K`), named train_pack_<experiment>_<pack_id>: the runs of one pack
@@ -79,6 +80,6 @@ for pack_experiment in EXPERIMENTS.values():
                 '(echo "== attempt at $(date -u +%FT%TZ) on $(hostname)"'
                 " && OMP_NUM_THREADS={threads} adamnoise train-pack {input.configs:q}"
                 " --out {output.results:q} --resume) 2>&1"
-                " | tee -a {log:q}.attempts >> {log:q}"
+                " | (trap '' TERM; exec tee -a {log:q}.attempts) >> {log:q}"
                 " && printf '%s\\n' {output.results:q} > {output.marker:q}.part"
                 " && mv {output.marker:q}.part {output.marker:q}"
