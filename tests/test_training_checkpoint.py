@@ -180,7 +180,9 @@ def test_checkpoints_by_the_clock_and_on_sigterm_then_resumes_bit_identical(corp
 def test_a_checkpoint_of_another_layout_is_set_aside(corpus, tmp_path):
     raw = tiny_run(corpus, epochs=1)
     out = tmp_path / "r.nc"
-    save_checkpoint(f"{out}.ckpt", {"step": 3, "model": {}, "rng": rng_states()})  # no format
+    config = RunConfig.from_dict(raw).to_dict()
+    # the layout before the one run loop: one run's config, no format
+    save_checkpoint(f"{out}.ckpt", {"run_config": config, "step": 3, "rng": rng_states()})
     with pytest.warns(UnreadableCheckpointWarning, match="another version of the trainer"):
         trainer = Trainer(RunConfig.from_dict(raw), out, resume=True, progress_stream=io.StringIO())
     assert trainer.step == 0 and (Path(f"{out}.ckpt") / "checkpoint.pt.corrupt-1").exists()

@@ -43,9 +43,10 @@ rule train:
         # OMP_NUM_THREADS: torch would otherwise take every core in each of the parallel jobs
         # Snakemake deletes the declared log before it reruns a failed or incomplete job, so every
         # attempt is also appended to LOG.attempts, which it does not know (a resumed run says
-        # where it resumed). tee ignores SIGTERM: the trainer checkpoints on it and must still be
-        # able to write.
-        '(echo "== attempt at $(date -u +%FT%TZ) on $(hostname)"'
+        # where it resumed). On SIGTERM (Slurm's time limit) the trainer checkpoints and exits 143:
+        # the job shell waits for it (its trap runs after the pipeline) and tee ignores the signal
+        # so that the trainer can still write.
+        'trap : TERM; (echo "== attempt at $(date -u +%FT%TZ) on $(hostname)"'
         " && OMP_NUM_THREADS={threads} adamnoise train {input.config:q} --out {output:q} --resume"
         ") 2>&1 | (trap '' TERM; exec tee -a {log:q}.attempts) >> {log:q}"
 
@@ -77,7 +78,7 @@ for pack_experiment in EXPERIMENTS.values():
                 mem_mb=pack_experiment.config.get("resources", {}).get("mem_mb", 2000),
                 runtime=pack_experiment.config.get("resources", {}).get("runtime", 30),
             shell:
-                '(echo "== attempt at $(date -u +%FT%TZ) on $(hostname)"'
+                'trap : TERM; (echo "== attempt at $(date -u +%FT%TZ) on $(hostname)"'
                 " && OMP_NUM_THREADS={threads} adamnoise train-pack {input.configs:q}"
                 " --out {output.results:q} --resume) 2>&1"
                 " | (trap '' TERM; exec tee -a {log:q}.attempts) >> {log:q}"

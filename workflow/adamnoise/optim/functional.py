@@ -74,10 +74,10 @@ def adam_update_(
     exp_avg_sq: Tensor,
     *,
     step: int,
-    lr: float | Tensor,
-    beta1: float | Tensor,
-    beta2: float | Tensor,
-    eps: float | Tensor,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
     weight_decay: float = 0.0,
     decoupled_weight_decay: bool = False,
     bias_correction: bool = True,
@@ -98,52 +98,88 @@ def adam_update_(
     RMSprop is this update with β1 = 0 (seed 003 §2: "RMSprop ... sets β1 = 0"; seed 004 App. C).
     Then m_t = g_t and the step is η g_t / (√(v_t/(1 − β2^t)) + ε); without bias correction this is
     exactly ``torch.optim.RMSprop(alpha=β2, eps=ε)`` (no momentum, not centred).
-
-    Stacked runs (training/stacked.py) pass ``lr``, ``beta1``, ``beta2`` and ``eps`` as float64
-    tensors of shape ``[K, 1, ..., 1]`` for parameters ``[K, ...]``, one row per run: every
-    constant is then formed in double precision, as from Python floats, and rounded once to the
-    parameter's dtype, so that each row takes the single run's float32 constants.
     """
+    constants = adam_constants(
+        step=step, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay, bias_correction=bias_correction,
+    )  # fmt: skip
+    adam_apply_(
+        param, grad, exp_avg, exp_avg_sq, constants, step=step, weight_decay=weight_decay,
+        decoupled_weight_decay=decoupled_weight_decay, gradient_init=gradient_init,
+    )  # fmt: skip
+
+
+def adam_constants(
+    *,
+    step: int,
+    lr: float | Tensor,
+    beta1: float | Tensor,
+    beta2: float | Tensor,
+    eps: float | Tensor,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    bias_correction: bool = True,
+) -> dict[str, float | Tensor]:
+    """The numbers of one Adam step, formed once for all parameters: 1 − β1, β2, 1 − β2,
+    √(1 − β2^t), ε, −η/(1 − β1^t) and the decoupled decay factor 1 − ηλ.
+
+    Python floats for a run; for stacked runs (training/stacked.py) float64 tensors ``[K]``, one
+    entry per run, which ``adam_apply_`` rounds once to the parameters' dtype — the rounding a
+    Python float gets inside the kernel — so each row takes its single run's constants.
+    """
+    if bias_correction:
+        correction1, correction2 = 1.0 - beta1**step, 1.0 - beta2**step
+    else:
+        correction1 = correction2 = 1.0
+    if torch.is_tensor(correction2):
+        sqrt_correction2 = correction2.sqrt()
+    else:
+        sqrt_correction2 = math.sqrt(correction2)
+    return {
+        "one_minus_beta1": 1.0 - beta1,
+        "beta2": beta2,
+        "one_minus_beta2": 1.0 - beta2,
+        "sqrt_correction2": sqrt_correction2,
+        "eps": eps,
+        "step_size": -lr / correction1,
+        "decay": 1.0 - lr * weight_decay if weight_decay and decoupled_weight_decay else 1.0,
+    }
+
+
+def adam_apply_(
+    param: Tensor,
+    grad: Tensor,
+    exp_avg: Tensor,
+    exp_avg_sq: Tensor,
+    constants: dict[str, float | Tensor],
+    *,
+    step: int,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    gradient_init: bool = False,
+) -> None:
+    """``adam_update_`` with its ``adam_constants`` given: Python floats, or tensors already in
+    the parameter's dtype and shaped to broadcast against it (``[K, 1, ..., 1]``)."""
+    c = constants
     if weight_decay and not decoupled_weight_decay:
         grad = grad.add(param, alpha=weight_decay)
     if gradient_init and step == 1:
         exp_avg.copy_(grad)
         torch.mul(grad, grad, out=exp_avg_sq)
     else:
-        exp_avg.lerp_(grad, _constant(1.0 - beta1, param))
-        _scaled_square_add_(exp_avg_sq.mul_(_constant(beta2, param)), grad, 1.0 - beta2)
-    if bias_correction:
-        bias_correction1 = 1.0 - beta1**step
-        bias_correction2 = 1.0 - beta2**step
-    else:
-        bias_correction1 = bias_correction2 = 1.0
+        exp_avg.lerp_(grad, c["one_minus_beta1"])
+        exp_avg_sq.mul_(c["beta2"])
+        if torch.is_tensor(c["one_minus_beta2"]):  # addcmul_ takes only a Python scale
+            exp_avg_sq.addcmul_(grad * c["one_minus_beta2"], grad)
+        else:
+            exp_avg_sq.addcmul_(grad, grad, value=c["one_minus_beta2"])
     if weight_decay and decoupled_weight_decay:
-        param.mul_(_constant(1.0 - lr * weight_decay, param))
-    sqrt_correction2 = (
-        bias_correction2.sqrt()
-        if torch.is_tensor(bias_correction2)
-        else math.sqrt(bias_correction2)
-    )
-    denom = (exp_avg_sq.sqrt() / _constant(sqrt_correction2, param)).add_(_constant(eps, param))
-    step_size = -lr / bias_correction1
-    if torch.is_tensor(step_size):
-        param.add_((exp_avg / denom).mul_(_constant(step_size, param)))
+        param.mul_(c["decay"])
+    denom = (exp_avg_sq.sqrt() / c["sqrt_correction2"]).add_(c["eps"])
+    if torch.is_tensor(c["step_size"]):
+        param.add_((exp_avg / denom).mul_(c["step_size"]))
     else:
-        param.addcdiv_(exp_avg, denom, value=step_size)
-
-
-def _constant(value: float | Tensor, like: Tensor) -> float | Tensor:
-    """A hyperparameter as the update uses it: a Python float as it is, a per-run float64 tensor
-    rounded once to the parameter's dtype (the rounding a Python float gets inside the kernel)."""
-    return value.to(like.dtype) if torch.is_tensor(value) else value
-
-
-def _scaled_square_add_(total: Tensor, grad: Tensor, scale: float | Tensor) -> None:
-    """total += scale · grad², in place (``addcmul_`` takes only a Python scale)."""
-    if torch.is_tensor(scale):
-        total.addcmul_(grad * _constant(scale, grad), grad)
-    else:
-        total.addcmul_(grad, grad, value=scale)
+        param.addcdiv_(exp_avg, denom, value=c["step_size"])
 
 
 # --------------------------------------------------------------------------------------------

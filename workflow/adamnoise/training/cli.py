@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from adamnoise.training.config import DEFAULT_CHECKPOINT_MINUTES
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -50,7 +52,7 @@ def _add_checkpoint_options(parser, whose: str, default_dir: str) -> None:
     parser.add_argument(
         "--checkpoint-minutes",
         type=float,
-        default=20.0,
+        default=DEFAULT_CHECKPOINT_MINUTES,
         metavar="M",
         help="also checkpoint every M minutes of wall-clock time (0: never); SIGTERM always "
         "checkpoints and exits with status 143 (default: %(default)s)",

@@ -94,6 +94,8 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 }
 
 DEVICES = ("auto", "cpu", "cuda", "meta")
+# jobs checkpoint every this many minutes of wall clock (``adamnoise train --checkpoint-minutes``)
+DEFAULT_CHECKPOINT_MINUTES = 20.0
 PRECISIONS = ("fp32", "bf16")
 
 

@@ -93,6 +93,10 @@ class UpdateTracker:
     def before(self) -> None:
         torch._foreach_copy_(self._previous, self._values)
 
+    def release(self) -> None:
+        """Free the copy (a run that has stopped measures no more updates)."""
+        self._values, self._previous = [], []
+
     @torch.no_grad()
     def after(self) -> torch.Tensor:
         torch._foreach_sub_(self._previous, self._values)

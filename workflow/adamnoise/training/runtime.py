@@ -3,7 +3,9 @@ into sequences, the step counts, and the one host synchronisation of a step.
 
 ``device: meta`` is a dry run of the device path: tensors have shapes and devices but no values,
 so a tensor left on the host fails as it would on a GPU, without one
-(tests/test_training_device.py). The values it records are zeros.
+(tests/test_training_device.py). The values it records are zeros. What only CUDA runs — torch's
+fused Adam, the CUDA generator's state, bf16 autocast kernels — meta does not exercise:
+benchmarks/gpu_check.sh does, on a GPU.
 """
 
 from __future__ import annotations

@@ -3,12 +3,14 @@
 A single run is this engine with one member. With several members (a pack that cannot be
 stacked, stacked.py) each member's step is exactly its single run's: the same operations in the
 same order, and, through ``RandomStream``, its own stream of dropout masks seeded by its own seed.
-So a member's numbers are its single run's bit for bit, whichever pack it is in and wherever in it.
-It works for every optimiser and with ``compile: true``.
+So a member's numbers are its single run's — bit for bit on the CPU (tests/test_training_packed.py)
+— whichever pack it is in and wherever in it. It works for every optimiser and with ``compile:
+true`` (training and evaluation then use the compiled model).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,7 +79,7 @@ class SequentialEngine:
 
     def _stream(self, index: int):
         stream = self.slots[index].stream
-        return stream if stream is not None else _NO_STREAM
+        return stream if stream is not None else contextlib.nullcontext()
 
     def step(self, batches: dict[int, list[tuple[torch.Tensor, torch.Tensor]]]):
         """One optimiser step of each member in ``batches`` (index -> its micro-batches).
@@ -115,7 +117,7 @@ class SequentialEngine:
     def evaluator(self, index: int):
         """(module whose training flag evaluation switches, per-token loss function)."""
         slot = self.slots[index]
-        return slot.model, slot.model
+        return slot.model, slot.loss_of
 
     def best_weights(self, index: int) -> dict[str, torch.Tensor]:
         return {k: offload(v) for k, v in self.slots[index].model.state_dict().items()}
@@ -130,8 +132,9 @@ class SequentialEngine:
         return self._stream(index)
 
     def drop(self, index: int) -> None:
-        """Member ``index`` has stopped: its optimiser state is no longer needed."""
+        """Member ``index`` has stopped: its optimiser state and update buffer are freed."""
         self.slots[index].optimizer.state.clear()
+        self.slots[index].update_tracker.release()
 
     # checkpoints
 
@@ -155,14 +158,3 @@ class SequentialEngine:
             slot.scheduler.load_state_dict(saved["scheduler"])
             if slot.stream is not None:
                 slot.stream.state = saved["stream"]
-
-
-class _NoStream:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-
-_NO_STREAM = _NoStream()

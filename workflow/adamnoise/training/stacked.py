@@ -6,9 +6,10 @@
   member's own batch; the backward of the sum of the members' losses leaves each member's own
   gradient in its row of the stacked ``.grad``, because no operation mixes members;
 * the micro-batch bookkeeping of B_simple (gradients.py) is done per member on the rows;
-* ``StackedAdam`` applies ``adamnoise.optim.functional.adam_update_`` (the single runs' Adam) to
-  the stacked tensors, with per-member lr, beta1, beta2 and eps as ``[K, 1, ..., 1]`` tensors
-  built on the device once;
+* ``StackedAdam`` applies our Adam (``adamnoise.optim.functional``: ``adam_constants`` once per
+  step, ``adam_apply_`` per parameter, as ``adam_update_`` does for a run) to the stacked tensors,
+  with per-member lr, beta1, beta2 and eps held on the device as ``[K]`` float64 tensors built
+  once; on CPU single runs use the same code (on CUDA they take torch's fused Adam);
 * a member that stops (diverged, passed its minimum) leaves the stack: the rows of the others are
   copied into smaller tensors, so a job costs what its members still train, not K times its
   longest member;
@@ -26,15 +27,16 @@ masks from one generator by position in the stack, so a run's noise would depend
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Any
 
 import torch
 
-from adamnoise.optim.functional import adam_update_
+from adamnoise.optim.functional import adam_apply_, adam_constants
 from adamnoise.training.runtime import blame, offload
 
-# optimisers whose update StackedAdam transcribes (adam_update_), without Gclip's global norm
+# optimisers whose update StackedAdam applies (adam_apply_), without Gclip's global norm
 STACKABLE_OPTIMIZERS = ("adam", "adamw")
 
 
@@ -62,7 +64,7 @@ def stackable(configs, model: torch.nn.Module) -> str | None:
 
 
 class StackedAdam:
-    """Adam/AdamW over stacked parameters ``[K, ...]``: ``adam_update_`` with per-row constants."""
+    """Adam/AdamW over stacked parameters ``[K, ...]``: our Adam with per-row constants."""
 
     def __init__(self, params: list[torch.Tensor], optimizer_cfgs: list[dict[str, Any]]):
         from adamnoise.optim.factory import optimizer_config
@@ -77,7 +79,7 @@ class StackedAdam:
         )
         self.params = params
         device = params[0].device
-        # float64, as the single run's Python floats: adam_update_ rounds each constant once
+        # float64, as the single run's Python floats: each constant is rounded once per step
         self.hyper = torch.tensor(
             [[c.lr, c.beta1, c.beta2, c.eps] for c in configs], dtype=torch.float64
         ).to(device)
@@ -97,16 +99,25 @@ class StackedAdam:
         """One update of every row, its learning rate scaled by the schedule's multiplier."""
         self.step_count += 1
         lr, beta1, beta2, eps = (self.hyper[:, i] for i in range(4))
-        lr = lr * lr_multiplier
+        # the step's constants, [K] float64 on the device, rounded once to the parameters' dtype
+        constants = adam_constants(
+            step=self.step_count, lr=lr * lr_multiplier, beta1=beta1, beta2=beta2, eps=eps,
+            weight_decay=self.options["weight_decay"],
+            decoupled_weight_decay=self.options["decoupled_weight_decay"],
+            bias_correction=self.options["bias_correction"],
+        )  # fmt: skip
+        dtype = self.params[0].dtype
+        constants = {k: (v.to(dtype) if torch.is_tensor(v) else v) for k, v in constants.items()}
         for param, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq, strict=True):
             shape = (-1,) + (1,) * (param.dim() - 1)
             grad = param.grad if param.grad is not None else torch.zeros_like(param)
-            adam_update_(
+            adam_apply_(
                 param, grad, m, v,
+                {k: (c.view(shape) if torch.is_tensor(c) else c) for k, c in constants.items()},
                 step=self.step_count,
-                lr=lr.view(shape), beta1=beta1.view(shape), beta2=beta2.view(shape),
-                eps=eps.view(shape),
-                **self.options,
+                weight_decay=self.options["weight_decay"],
+                decoupled_weight_decay=self.options["decoupled_weight_decay"],
+                gradient_init=self.options["gradient_init"],
             )  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
@@ -252,7 +263,7 @@ class StackedEngine:
         return self.model, self._loss_with(index, weights), list(weights.values())
 
     def random_stream(self, index: int):
-        return _NoRandomness()
+        return contextlib.nullcontext()  # stacked runs draw no random numbers
 
     def drop(self, index: int) -> None:
         """Member ``index`` leaves the stack: the other rows are copied into smaller leaves."""
@@ -290,11 +301,3 @@ class StackedEngine:
                 param.copy_(state["params"][name])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule_step = int(state["schedule_step"])
-
-
-class _NoRandomness:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None

@@ -68,7 +68,12 @@ from adamnoise.training.checkpoint import (
     set_aside,
     set_rng_states,
 )
-from adamnoise.training.config import ConfigError, RunConfig, config_differences
+from adamnoise.training.config import (
+    DEFAULT_CHECKPOINT_MINUTES,
+    ConfigError,
+    RunConfig,
+    config_differences,
+)
 from adamnoise.training.epochs import batch_bounds
 from adamnoise.training.evaluation import (
     evaluate,
@@ -94,7 +99,6 @@ from adamnoise.training.runtime import (
 
 # the layout of checkpoint.pt; a checkpoint of another layout is set aside and the run starts over
 CHECKPOINT_FORMAT = 2
-DEFAULT_CHECKPOINT_MINUTES = 20.0
 PREEMPTED_EXIT_STATUS = 128 + signal.SIGTERM  # what a shell reports for a SIGTERM'd process
 
 
@@ -252,6 +256,7 @@ class Trainer:
             "run_configs": [c.to_dict() for c in self.configs],
             "step": self.step,
             "engine": self.engine.kind,
+            "optimizer_kernel": self.engine.optimizer_kernel,
             "engine_state": self.engine.state_dict(),
             "members": [m.state_dict() for m in self.members],
             "rng": rng_states(),
@@ -264,14 +269,12 @@ class Trainer:
         state = load_checkpoint(self.checkpoint_dir)
         if state is None:
             return  # nothing to resume: a fresh start
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("engine") != self.engine.kind:
-            set_aside(
-                self.checkpoint_dir,
-                f"it was written by another version of the trainer (format "
-                f"{state.get('format', 1)}, engine {state.get('engine', 'unknown')})",
-            )
+        saved = state.get("run_configs")
+        if saved is None and "run_config" in state:  # format 1 kept one run's config
+            saved = [state["run_config"]]
+        if saved is None:
+            set_aside(self.checkpoint_dir, "it holds no run config (not written by a trainer)")
             return
-        saved = state["run_configs"]
         current = [c.to_dict() for c in self.configs]
         differences = [] if len(saved) == len(current) else ["number of runs"]
         for old, new in zip(saved, current, strict=False):
@@ -283,6 +286,15 @@ class Trainer:
                 f"{'pack' if self.is_pack else 'run config'} "
                 f"(differs in {'; '.join(differences)}); remove it or run without --resume",
             )
+        layout = (state.get("format"), state.get("engine"), state.get("optimizer_kernel"))
+        expected = (CHECKPOINT_FORMAT, self.engine.kind, self.engine.optimizer_kernel)
+        if layout != expected:
+            set_aside(
+                self.checkpoint_dir,
+                f"it was written by another version of the trainer or on another device "
+                f"(format, engine, optimiser kernel: {layout}; this run: {expected})",
+            )
+            return
         self.engine.load_state_dict(state["engine_state"])
         for member, member_state in zip(self.members, state["members"], strict=True):
             member.load_state_dict(member_state)
@@ -403,16 +415,18 @@ class Trainer:
                             member.history, member.config.training, module, loss_of, params,
                             (self.train_cut, self.test_cut), self.autocast,
                         )  # fmt: skip
+            outcomes = []
+            for index, member in enumerate(self.members):
+                # from the history: a run resumed after its divergence still says it diverged
+                status = COMPLETED if member.history.diverged_at_step is None else DIVERGED
+                self._write_result(index, status)
+                outcomes.append(RunOutcome(status, member.step, member.out, member.stop_reason))
+            remove_checkpoint(self.checkpoint_dir)
         finally:
             progress.close()
+            # held to here: a SIGTERM while the results are written waits for them (an ignored
+            # one after the last step costs nothing; the results come next)
             self._release_sigterm(previous_handler)
-        outcomes = []
-        for index, member in enumerate(self.members):
-            # from the history, so that a run resumed after its divergence still says it diverged
-            status = COMPLETED if member.history.diverged_at_step is None else DIVERGED
-            self._write_result(index, status)
-            outcomes.append(RunOutcome(status, member.step, member.out, member.stop_reason))
-        remove_checkpoint(self.checkpoint_dir)
         return outcomes
 
     def _after_step(self, index: int, loss: float, diverged: bool, progress, wall) -> None:
