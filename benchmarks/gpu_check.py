@@ -42,7 +42,7 @@ import sys
 import time
 import traceback
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -505,11 +505,43 @@ def engine_of(model: dict[str, Any], k: int) -> str:
     return "stacked"
 
 
+@dataclass(frozen=True)
+class Workload:
+    """A model and a batch shape that the throughput check times."""
+
+    model: dict[str, Any]  # model config
+    label: str  # the row's model column
+    vocab: int
+    seq_len: int
+    batch: int
+    micro: int  # micro-batch size
+    steps: int  # timed steps
+
+
+def throughput_workloads(sizes: Sizes) -> list[Workload]:
+    """Timed in this order, so that a tight budget still measures what matters most: txl's first
+    batch size, gpt-tiny, the stacked txl variants, then txl's larger batch sizes."""
+    txl = [
+        Workload(sizes.txl, sizes.txl["preset"], sizes.txl_vocab, sizes.txl_seq_len, *batch)
+        for batch in sizes.txl_batches
+    ]
+    gpt = [
+        Workload({"preset": "gpt-tiny"}, "gpt-tiny", sizes.gpt_vocab, sizes.gpt_seq_len, *batch)
+        for batch in sizes.gpt_batches
+    ]
+    stacked = [
+        replace(txl[0], model=variant, label=f"{variant['preset']}/stacked")
+        for variant in sizes.txl_variants
+    ]
+    return [txl[0], *gpt, *stacked, *txl[1:]]
+
+
 def measure(
-    report: Report, sizes: Sizes, corpus: Path, out: Path, *, model: dict[str, Any], label: str,
-    vocab: int, seq_len: int, batch: int, micro: int, steps: int, mode: str, k: int,
-) -> None:  # fmt: skip
+    report: Report, sizes: Sizes, corpus: Path, out: Path, work: Workload, mode: str, k: int
+) -> None:
     """One row: a single run (k = 0) or a pack of k, timed after a one-step warm-up."""
+    model, label, vocab, seq_len = work.model, work.label, work.vocab, work.seq_len
+    batch, micro, steps = work.batch, work.micro, work.steps
     row: dict[str, Any] = {
         "model": label, "batch_size": batch, "micro_batch_size": micro, "seq_len": seq_len,
         "precision": mode, "runs": "single" if k == 0 else f"pack K={k}", "k": k, "steps": steps,
@@ -595,40 +627,12 @@ def measure(
 
 
 def check_throughput(report: Report, sizes: Sizes, root: Path, out: Path) -> None:
-    plans = []
-    for batch, micro, steps in sizes.txl_batches[:1]:
-        plans.append((sizes.txl, "txl", sizes.txl_vocab, sizes.txl_seq_len, batch, micro, steps))
-    for batch, micro, steps in sizes.gpt_batches:
-        plans.append(
-            ({"preset": "gpt-tiny"}, "gpt-tiny", sizes.gpt_vocab, sizes.gpt_seq_len, batch,
-             micro, steps)
-        )  # fmt: skip
-    for variant in sizes.txl_variants:  # the stacked engine on txl-paper's shapes
-        batch, micro, steps = sizes.txl_batches[0]
-        plans.append((variant, "txl", sizes.txl_vocab, sizes.txl_seq_len, batch, micro, steps))
-    for batch, micro, steps in sizes.txl_batches[1:]:
-        plans.append((sizes.txl, "txl", sizes.txl_vocab, sizes.txl_seq_len, batch, micro, steps))
-    for model, label, vocab, seq_len, batch, micro, steps in plans:
-        label = model.get("preset", label) + ("/stacked" if len(model) > 1 else "")
+    for work in throughput_workloads(sizes):
         # N = 2 b training sequences: every batch has exactly b sequences
-        corpus = synthetic_corpus(root, vocab, 2 * batch * seq_len + 1)
+        corpus = synthetic_corpus(root, work.vocab, 2 * work.batch * work.seq_len + 1)
         for mode in sizes.modes:
             for k in [0, *sizes.packs]:
-                measure(
-                    report,
-                    sizes,
-                    corpus,
-                    out,
-                    model=model,
-                    label=label,
-                    vocab=vocab,
-                    seq_len=seq_len,
-                    batch=batch,
-                    micro=micro,
-                    steps=steps,
-                    mode=mode,
-                    k=k,
-                )
+                measure(report, sizes, corpus, out, work, mode, k)
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,31 +20,8 @@ from adamnoise.theory.taylor import Taylor2
 
 
 def c_app_a2(b1: F, b2: F) -> dict[str, F]:
-    """C1..C5 as printed in App. A.2, typed again term by term with Fractions."""
-    one = F(1)
-    c1 = (
-        (one - b1 * b1) / (b1 * (one - b1 * b2))
-        + (one - b1) ** 2 / (b1 * (one - b1 * b2) ** 2)
-        + 3 * (one + b1) / (2 * (one - b1) * (one + b2))
-        - F(2) / (b1 * (one - b1))
-        + F(3) / (2 - 2 * b2)
-        + F(3) / (one + b2) ** 2
-        - 2
-    )
-    p = b1 * b2 * b2 - b1 * b2 + b1 + b2 * b2 - 2 * b2
-    c2 = (b1 - b2) * p / ((one - b1) * (one - b2) * (one + b2) * (one - b1 * b2))
-    braces = (
-        -2 * b1**2 * b2**5
-        + (b1**2 + 8 * b1) * b2**4
-        + (-5 * b1**2 + 2 * b1 - 4) * b2**3
-        + (2 * b1**2 - 2 * b1 - 1) * b2
-        - 2 * b1 * b2**5
-        + (2 * b1 + 1) * b2**2
-    )
-    c3 = braces / ((one - b2) * (one + b2) ** 2 * (one - b1 * b2) ** 2)
-    c4 = -((b1 - b2) ** 2) / ((one + b1) * (one + b2) * (one - b1 * b2))
-    c5 = b2 * (b2 - b1) * (2 * b2 - 3 * b1 - 1) / ((one + b1) * (one + b2) ** 2 * (one - b1 * b2))
-    return {"c1": c1, "c2": c2, "c3": c3, "c4": c4, "c5": c5}
+    """C1..C5 of the package (its App. A.2 transcription) evaluated exactly, in Fractions."""
+    return {f"c{i}": getattr(ib, f"c{i}_expression")(b1, b2) for i in range(1, 6)}
 
 
 def c_prop_a6(b: F, r: F) -> dict[str, F]:
@@ -93,13 +70,14 @@ RATIONAL_POINTS = [
 
 @pytest.mark.parametrize(("b1", "b2"), RATIONAL_POINTS)
 def test_app_a2_constants_equal_prop_a6_limits(b1, b2):
-    """App. A.2 and Prop. A.6 are two printings of the same constants: exactly equal."""
+    """App. A.2 (as the package writes it) and Prop. A.6 (typed again below) are two printings
+    of the same constants: exactly equal in rational arithmetic."""
     assert c_app_a2(b1, b2) == c_prop_a6(b1, b2)
 
 
 @pytest.mark.parametrize(("b1", "b2"), RATIONAL_POINTS)
 @pytest.mark.parametrize("name", ["c1", "c2", "c3", "c4", "c5"])
-def test_constants_match_exact_transcription(b1, b2, name):
+def test_float_constants_match_exact_values(b1, b2, name):
     exact = c_app_a2(b1, b2)[name]
     computed = getattr(ib, name)(float(b1), float(b2))
     assert computed == pytest.approx(float(exact), rel=1e-10, abs=1e-12)

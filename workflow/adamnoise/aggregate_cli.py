@@ -7,22 +7,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from adamnoise.cli import fail
+from adamnoise.cli import add_command, fail
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    aggregate = subparsers.add_parser(
-        "aggregate",
-        help="stack the run results of one experiment into a netCDF dataset",
-        description="Missing runs are NaN in the dataset and are listed on stderr.",
-    )
+    aggregate = add_command(subparsers, "aggregate", _aggregate)
     aggregate.add_argument(
         "config", type=Path, help="workflow config (YAML) defining the experiment"
     )
     aggregate.add_argument("experiment", help="experiment name")
     aggregate.add_argument("--runs-dir", type=Path, required=True, help="holds <run_id>/result.nc")
     aggregate.add_argument("--out", type=Path, required=True, help="netCDF file to write")
-    aggregate.set_defaults(func=_aggregate)
 
 
 def load_experiment(config_path: Path, name: str):
@@ -44,6 +39,10 @@ def load_experiment(config_path: Path, name: str):
 
 
 def _aggregate(args: argparse.Namespace) -> int:
+    """stack the run results of one experiment into a netCDF dataset
+
+    Missing runs are NaN in the dataset and are listed on stderr.
+    """
     from adamnoise.aggregate import UnreadableResults, aggregate_directory
     from adamnoise.io import save_netcdf
 

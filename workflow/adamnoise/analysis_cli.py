@@ -8,72 +8,36 @@ import argparse
 import sys
 from pathlib import Path
 
-from adamnoise.cli import fail
+from adamnoise.cli import add_command, fail
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    flips = subparsers.add_parser(
-        "predict-flips",
-        help="predicted flip batch sizes (seed 000 §3.3) from an aggregated experiment",
-    )
+    flips = add_command(subparsers, "predict-flips", _predict_flips)
     flips.add_argument("aggregate", type=Path, help="netCDF written by `adamnoise aggregate`")
     flips.add_argument("--out", type=Path, required=True, help="netCDF file to write")
-    flips.set_defaults(func=_predict_flips)
 
-    optima = subparsers.add_parser(
-        "optima",
-        help="best beta per (batch size, lr) with seed statistics: seed 000 Table 1 (CSV + netCDF)",
-        description="Seed means (diverged seeds disqualify a beta), bootstrap intervals of the "
-        "best beta, the slope near beta = 1 against the predicted sign, Delta against the default "
-        "beta, and seed 000's printed Table 1 beside it.",
-    )
+    optima = add_command(subparsers, "optima", _optima)
     _sweep_arguments(optima, csv_help="Table 1 as CSV")
-    optima.set_defaults(func=_optima)
 
-    predictions = subparsers.add_parser(
-        "predictions",
-        help="the beta each competing rule predicts per (batch size, lr) and its regret",
-        description="Seed 000's lambda rule, the token half-life rule, the square-root SDE "
-        "rule, beta1 = beta2 and the default, each held against the empirical best of a sweep "
-        "(regret with seed-bootstrap intervals; see adamnoise.predictions).",
-    )
+    predictions = add_command(subparsers, "predictions", _predictions)
     _sweep_arguments(predictions, csv_help="regret table as CSV")
     predictions.add_argument(
         "--summary", type=Path, default=None, help="also the per-rule summary of the regrets (CSV)"
     )
-    predictions.set_defaults(func=_predictions)
 
-    growth = subparsers.add_parser(
-        "growth",
-        help="max-update growth of every run against the stability region (seed 004 Fig. 1)",
-        description="The slope of log ||u_n||_inf at n = STEP from n = STEP -+ HALF_WINDOW (seed "
-        "004 App. H: 500 from 495 and 505; runs shorter than that are measured at their middle), "
-        "the predicted |C|/2, eq. 5's bound and the region of every run (analysis."
-        "max_update_growth); the summary of the runs in B- is stored as attributes.",
-    )
+    growth = add_command(subparsers, "growth", _growth)
     growth.add_argument("aggregate", type=Path, help="netCDF written by `adamnoise aggregate`")
     growth.add_argument("--out", type=Path, required=True, help="netCDF file to write")
     growth.add_argument("--step", type=int, default=500, help="step n of the slope (500)")
     growth.add_argument("--half-window", type=int, default=5, help="steps either side (5)")
-    growth.set_defaults(func=_growth)
 
-    diagonal = subparsers.add_parser(
-        "diagonal-gap",
-        help="is beta1 = beta2 near-optimal? the best diagonal setting against the best of a "
-        "(beta1, beta2) grid (seed 003)",
-    )
+    diagonal = add_command(subparsers, "diagonal-gap", _diagonal_gap)
     diagonal.add_argument("aggregate", type=Path, help="netCDF written by `adamnoise aggregate`")
     diagonal.add_argument("--csv", type=Path, required=True, help="table to write (CSV)")
-    diagonal.set_defaults(func=_diagonal_gap)
 
-    gap = subparsers.add_parser(
-        "optimizer-gap",
-        help="tuned optimum per batch size of two or more experiments and the gap to the first "
-        "(seed 002 Fig. 1)",
-    )
+    gap = add_command(subparsers, "optimizer-gap", _optimizer_gap)
     gap.add_argument("aggregates", type=Path, nargs="+", help="aggregates; the first: reference")
     gap.add_argument("--out", type=Path, required=True, help="netCDF file to write")
-    gap.set_defaults(func=_optimizer_gap)
 
 
 def _sweep_arguments(parser: argparse.ArgumentParser, csv_help: str) -> None:
@@ -87,6 +51,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser, csv_help: str) -> None:
 
 
 def _predict_flips(args: argparse.Namespace) -> int:
+    """predicted flip batch sizes (seed 000 §3.3) from an aggregated experiment"""
     import xarray as xr
 
     from adamnoise.analysis import predict_flips
@@ -102,6 +67,12 @@ def _predict_flips(args: argparse.Namespace) -> int:
 
 
 def _optima(args: argparse.Namespace) -> int:
+    """best beta per (batch size, lr) with seed statistics: seed 000 Table 1 (CSV + netCDF)
+
+    Seed means (diverged seeds disqualify a beta), bootstrap intervals of the best beta, the slope
+    near beta = 1 against the predicted sign, Delta against the default beta, and seed 000's printed
+    Table 1 beside it.
+    """
     import xarray as xr
 
     from adamnoise.io import save_netcdf, write_text
@@ -146,6 +117,12 @@ def optima_outputs(aggregate, flips, axis: str, resamples: int = 2000):
 
 
 def _predictions(args: argparse.Namespace) -> int:
+    """the beta each competing rule predicts per (batch size, lr) and its regret
+
+    Seed 000's lambda rule, the token half-life rule, the square-root SDE rule, beta1 = beta2 and
+    the default, each held against the empirical best of a sweep (regret with seed-bootstrap
+    intervals; see adamnoise.predictions).
+    """
     import xarray as xr
 
     from adamnoise.io import save_netcdf, write_text
@@ -198,6 +175,13 @@ def growth_outputs(aggregate, step: int = 500, half_window: int = 5):
 
 
 def _growth(args: argparse.Namespace) -> int:
+    """max-update growth of every run against the stability region (seed 004 Fig. 1)
+
+    The slope of log ||u_n||_inf at n = STEP from n = STEP -+ HALF_WINDOW (seed 004 App. H: 500 from
+    495 and 505; runs shorter than that are measured at their middle), the predicted |C|/2, eq. 5's
+    bound and the region of every run (analysis.max_update_growth); the summary of the runs in B- is
+    stored as attributes.
+    """
     import xarray as xr
 
     from adamnoise.io import save_netcdf
@@ -215,6 +199,9 @@ def _growth(args: argparse.Namespace) -> int:
 
 
 def _diagonal_gap(args: argparse.Namespace) -> int:
+    """is beta1 = beta2 near-optimal? the best diagonal setting against the best of a (beta1, beta2)
+    grid (seed 003)
+    """
     import xarray as xr
 
     from adamnoise.io import write_text
@@ -231,6 +218,9 @@ def _diagonal_gap(args: argparse.Namespace) -> int:
 
 
 def _optimizer_gap(args: argparse.Namespace) -> int:
+    """tuned optimum per batch size of two or more experiments and the gap to the first (seed 002
+    Fig. 1)
+    """
     import json
 
     import xarray as xr

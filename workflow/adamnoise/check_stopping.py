@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from adamnoise.cli import fail
+from adamnoise.cli import add_command, fail
 from adamnoise.status import LATE_FRACTION
 from adamnoise.verify import add_sample_arguments
 
@@ -112,12 +112,7 @@ def check_run(run_dir: Path, results_dir: Path, cap_factor: float) -> StoppingCh
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "check-stopping",
-        help="retrain K random runs without stopping rule to a longer cap and compare minima",
-        description="Exit 1 if any sampled run finds a minimum lower than the stored one by more "
-        "than the tolerance: its stopping rule or its budget ended it too early.",
-    )
+    parser = add_command(subparsers, "check-stopping", _check_stopping)
     add_sample_arguments(parser)
     parser.add_argument(
         "--tolerance", type=float, default=1.0, help="percent the minimum may fall (default 1)"
@@ -131,7 +126,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="draw only among runs whose best evaluation is their last or lies in the last "
         f"{LATE_FRACTION:.0%}% of their steps (the runs Table 1 flags)",
     )
-    parser.set_defaults(func=_check_stopping)
 
 
 def is_flagged(run_dir: Path) -> bool:
@@ -145,6 +139,11 @@ def is_flagged(run_dir: Path) -> bool:
 
 
 def _check_stopping(args: argparse.Namespace) -> int:
+    """retrain K random runs without stopping rule to a longer cap and compare minima
+
+    Exit 1 if any sampled run finds a minimum lower than the stored one by more than the tolerance:
+    its stopping rule or its budget ended it too early.
+    """
     from adamnoise.verify import find_runs
 
     if args.sample < 1 or args.cap_factor < 1 or args.tolerance < 0:

@@ -1,15 +1,18 @@
 """The ``adamnoise`` command line: one subcommand family per concern, registered lazily.
 
-Each concern module exposes ``register(subparsers)``, which adds its parsers and sets ``func`` on
-them. Heavy imports (torch, xarray) happen inside those functions so that ``adamnoise --help`` and
-the theory commands start fast.
+Each concern module exposes ``register(subparsers)``, which adds its commands with ``add_command``:
+a command is a function of the parsed arguments whose docstring is its help. Heavy imports
+(torch, xarray) happen inside those functions so that ``adamnoise --help`` and the theory commands
+start fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
+from collections.abc import Callable
 
 # module path of each concern that contributes subcommands
 CONCERNS = (
@@ -32,6 +35,34 @@ def fail(message: str, status: int = 1) -> int:
     """Print ``message`` on stderr and return ``status``: how a command stops with an error."""
     print(message, file=sys.stderr)
     return status
+
+
+class ParagraphHelpFormatter(argparse.HelpFormatter):
+    """Fills each paragraph of a description on its own (argparse would run them together)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        fill = super()._fill_text
+        return "\n\n".join(fill(paragraph, width, indent) for paragraph in text.split("\n\n"))
+
+
+def add_command(
+    subparsers: argparse._SubParsersAction, name: str, func: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    """Command ``name``, run by ``func(args)``. The first paragraph of ``func``'s docstring is the
+    command's line in the list of commands; the whole docstring is its ``--help`` description."""
+    doc = inspect.cleandoc(func.__doc__ or "")
+    if not doc:
+        raise TypeError(f"command {name!r}: {func.__qualname__} has no docstring to show as help")
+    summary = " ".join(doc.split("\n\n")[0].split())
+    # argparse %-formats help strings (not descriptions): a literal % must be doubled there
+    parser = subparsers.add_parser(
+        name,
+        help=summary.replace("%", "%%"),
+        description=doc,
+        formatter_class=ParagraphHelpFormatter,
+    )
+    parser.set_defaults(func=func)
+    return parser
 
 
 def add_command_family(

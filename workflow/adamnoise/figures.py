@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adamnoise.cli import add_command
+
 SCOPES = ("experiment", "comparison", "theory", "toy")
 # the report rule's output is <results>/<group>/<folder>/<figure>.html: group is the experiment,
 # "comparisons", "theory" or "toy"; folder is "report", or the comparison's name
@@ -295,15 +297,12 @@ def config_schema_file(source: str | os.PathLike) -> Iterator[str]:
 
 def register(subparsers) -> None:
     """``adamnoise figures``: the registry as a table (what a config may list, and where)."""
-    command = subparsers.add_parser(
-        "figures",
-        help="the registered report figures: name, scope, notebook, inputs, what it shows",
-    )
+    command = add_command(subparsers, "figures", _list_figures)
     command.add_argument("--scope", choices=SCOPES, default=None, help="only this scope")
-    command.set_defaults(func=_list_figures)
 
 
 def _list_figures(args) -> int:
+    """the registered report figures: name, scope, notebook, inputs, what it shows"""
     for scope in SCOPES if args.scope is None else (args.scope,):
         for name in names(scope):
             figure = FIGURES[name]

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adamnoise.cli import add_command
+
 DEFAULT_CONFIG = "config/config.yaml"  # the Snakefile's `configfile:`, merged under --configfile
 GIB = 2**30
 SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "config.schema.yaml"
@@ -903,16 +905,7 @@ def plan_as_dict(plan: Plan) -> dict[str, Any]:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "plan",
-        help="cost of a sweep before it runs: runs, jobs, tokens, GPU-hours, memory, disk",
-        description=(
-            "Plan the active experiments of a workflow config (config/config.yaml with each "
-            "--configfile merged over it, as Snakemake does): runs, training jobs, tokens at the "
-            "cap, estimated GPU-hours from counted FLOPs, peak memory per job and disk. "
-            "docs/performance.md explains the arithmetic and what is measured or assumed."
-        ),
-    )
+    parser = add_command(subparsers, "plan", run_plan)
     parser.add_argument(
         "--configfile", action="append", default=[], metavar="FILE", help="workflow config"
     )
@@ -940,10 +933,16 @@ def register(subparsers) -> None:
         help="warn when the GPU-hours exceed H (default: 100)",
     )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    parser.set_defaults(func=run_plan)
 
 
 def run_plan(args: argparse.Namespace) -> int:
+    """cost of a sweep before it runs: runs, jobs, tokens, GPU-hours, memory, disk
+
+    Plan the active experiments of a workflow config (config/config.yaml with each --configfile
+    merged over it, as Snakemake does): runs, training jobs, tokens at the cap, estimated GPU-hours
+    from counted FLOPs, peak memory per job and disk. docs/performance.md explains the arithmetic
+    and what is measured or assumed.
+    """
     import json
 
     if args.mfu is not None and not 0 < args.mfu <= 1:

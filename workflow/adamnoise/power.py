@@ -22,6 +22,8 @@ import math
 import numpy as np
 import xarray as xr
 
+from adamnoise.cli import add_command
+
 ALPHA = 0.05
 POWER = 0.8
 
@@ -106,23 +108,21 @@ def power_table(
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "power",
-        help="paired seed noise of a (pilot) sweep and the minimum detectable beta effect",
-        description="From an aggregate of pilot runs: per cell and beta, the mean paired "
-        "difference to the baseline beta over seeds, its seed s.d., and the smallest true "
-        "difference a paired t-test (two-sided, 5 %) detects with 80 %% power for each seed "
-        "count (docs/protocol.md, 'Power').",
-    )
+    parser = add_command(subparsers, "power", _power)
     parser.add_argument("aggregate", help="aggregate.nc of the pilot experiment")
     parser.add_argument("--axis", default="beta2", choices=("beta1", "beta2"))
     parser.add_argument("--statistic", default="min_val_ppl", choices=("min_val_ppl", "test_ppl"))
     parser.add_argument("--baseline", type=float, default=0.999, help="beta compared against")
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 6, 8])
-    parser.set_defaults(func=_power)
 
 
 def _power(args) -> int:
+    """paired seed noise of a (pilot) sweep and the minimum detectable beta effect
+
+    From an aggregate of pilot runs: per cell and beta, the mean paired difference to the baseline
+    beta over seeds, its seed s.d., and the smallest true difference a paired t-test (two-sided,
+    5 %) detects with 80 % power for each seed count (docs/protocol.md, 'Power').
+    """
     aggregate = xr.load_dataset(args.aggregate)
     table = power_table(aggregate, args.axis, args.statistic, tuple(args.seeds), args.baseline)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adamnoise.cli import fail
+from adamnoise.cli import add_command, fail
 
 
 @dataclass
@@ -176,17 +176,16 @@ Index written by commit <code>{commit}</code>.</p>
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    index = subparsers.add_parser(
-        "report-index",
-        help="an HTML page listing rendered figures with run counts and provenance",
-        description="Reads each figure's executed notebook (same name, .ipynb) for its inputs.",
-    )
+    index = add_command(subparsers, "report-index", _report_index)
     index.add_argument("figures", nargs="+", type=Path, help="rendered figure HTML files")
     index.add_argument("--out", type=Path, required=True, help="HTML file to write")
-    index.set_defaults(func=_report_index)
 
 
 def _report_index(args: argparse.Namespace) -> int:
+    """an HTML page listing rendered figures with run counts and provenance
+
+    Reads each figure's executed notebook (same name, .ipynb) for its inputs.
+    """
     from adamnoise.io import write_text
 
     missing = [str(p) for p in args.figures if not p.exists()]

@@ -35,7 +35,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from adamnoise.cli import fail
+from adamnoise.cli import add_command, fail
 
 TIMING_VARIABLES = ("wall_time_s", "tokens_per_s")
 GPU_RTOL = 1e-3
@@ -272,18 +272,17 @@ def derived_table_problems(experiment_dir: Path) -> list[str]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    verify = subparsers.add_parser(
-        "verify",
-        help="retrain K random runs of a results directory and compare with the stored results",
-        description="Bit-identical on CPU; within rtol 1e-3 where a GPU is involved. Exit 1 if "
-        "any sampled run does not match.",
-    )
+    verify = add_command(subparsers, "verify", _verify)
     add_sample_arguments(verify)
     verify.add_argument("--device", help="override the runs' device (e.g. cpu)")
-    verify.set_defaults(func=_verify)
 
 
 def _verify(args: argparse.Namespace) -> int:
+    """retrain K random runs of a results directory and compare with the stored results
+
+    Bit-identical on CPU; within rtol 1e-3 where a GPU is involved. Exit 1 if any sampled run does
+    not match.
+    """
     runs = find_runs(args.results_dir, args.experiment)
     if not runs:
         return fail(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from adamnoise.cli import add_command_family, fail
+from adamnoise.cli import add_command, add_command_family, fail
 
 
 def register(subparsers) -> None:
@@ -21,12 +21,9 @@ def register(subparsers) -> None:
         subparsers, "data", help="list, download and prepare corpora", metavar="SUBCOMMAND"
     )
 
-    list_parser = commands.add_parser("list", help="list downloadable files and known corpora")
-    list_parser.set_defaults(func=run_list)
+    add_command(commands, "list", run_list)
 
-    download = commands.add_parser(
-        "download", help="download a dataset archive, verified by sha256"
-    )
+    download = add_command(commands, "download", run_download)
     download.add_argument("name", metavar="NAME", help="dataset name (see `adamnoise data list`)")
     download.add_argument("--out", required=True, metavar="FILE", help="where the file goes")
     download.add_argument(
@@ -37,15 +34,13 @@ def register(subparsers) -> None:
     )
     download.add_argument("--retries", type=int, default=3, help="attempts per mirror")
     download.add_argument("--timeout", type=float, default=60.0, help="socket time-out, seconds")
-    download.set_defaults(func=run_download)
 
-    prepare = commands.add_parser("prepare", help="prepare a corpus into a directory")
+    prepare = add_command(commands, "prepare", run_prepare)
     prepare.add_argument("name", metavar="NAME", help="corpus name (see `adamnoise data list`)")
     prepare.add_argument("--out", required=True, metavar="DIR", help="prepared corpus directory")
     prepare.add_argument(
         "--archive", metavar="FILE", help="downloaded archive (corpora that need one)"
     )
-    prepare.set_defaults(func=run_prepare)
 
 
 def _setup_logging() -> None:
@@ -54,6 +49,7 @@ def _setup_logging() -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    """list downloadable files and known corpora"""
     from adamnoise.data.corpus import CORPORA
     from adamnoise.data.download import REMOTE_FILES
 
@@ -68,6 +64,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_download(args: argparse.Namespace) -> int:
+    """download a dataset archive, verified by sha256"""
     from adamnoise.data.download import DownloadError, download_remote
 
     _setup_logging()
@@ -82,6 +79,7 @@ def run_download(args: argparse.Namespace) -> int:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    """prepare a corpus into a directory"""
     from adamnoise.data.corpus import CorpusError, format_stats, prepare_corpus
 
     _setup_logging()

@@ -9,7 +9,7 @@ import argparse
 import json
 import math
 
-from adamnoise.cli import add_command_family, fail
+from adamnoise.cli import add_command, add_command_family, fail
 
 
 def register(subparsers) -> None:
@@ -21,31 +21,13 @@ def register(subparsers) -> None:
         description="Recompute the seed papers' theory (thresholds, grids) from the formulas.",
     )
 
-    lemmas = theory_commands.add_parser(
-        "lemmas",
-        help="seed 000 Lemmas 3.4-3.7 and A.1: computed vs printed",
-        description="One row per lemma claim of seed 000, computed thresholds next to the "
-        "printed (conservatively rounded) ones.",
-    )
+    lemmas = add_command(theory_commands, "lemmas", run_lemmas)
     lemmas.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    lemmas.set_defaults(func=run_lemmas)
 
-    grid = theory_commands.add_parser(
-        "grid",
-        help="write the theory grid (C_total, stability regions, curves) as netCDF",
-        description="Write theory_grid_dataset() with provenance attributes.",
-    )
+    grid = add_command(theory_commands, "grid", run_grid)
     grid.add_argument("--out", required=True, help="output netCDF path (PATH.nc)")
-    grid.set_defaults(func=run_grid)
 
-    rules = theory_commands.add_parser(
-        "rules",
-        help="every competing rule's beta per batch size (seed 000, token half-life, sqrt, ...)",
-        description="The beta each rule of adamnoise.theory.scaling_rules predicts for a sweep of "
-        "one beta across batch sizes. The transfer rules start from --anchor-beta at the "
-        "smallest batch size; seed 000's rule needs N and B_simple (lambda, eq. 8) and picks among "
-        "--candidates.",
-    )
+    rules = add_command(theory_commands, "rules", run_rules)
     rules.add_argument("--axis", choices=("beta2", "beta1"), default="beta2", help="swept beta")
     rules.add_argument("--fixed", type=float, help="the other beta (default 0.9 / 0.999)")
     rules.add_argument(
@@ -62,22 +44,14 @@ def register(subparsers) -> None:
         help="betas seed 000's rule chooses among",
     )
     rules.add_argument("--json", action="store_true", help="print JSON")
-    rules.set_defaults(func=run_rules)
 
-    recommend = subparsers.add_parser(
-        "recommend",
-        help="seed 000 Sec. 3.3 rule of thumb: (beta1, beta2) for a batch size",
-        description="Regime, recommended (beta1, beta2) and the threshold batch sizes of seed "
-        "000 Sec. 3.3, from the noise ratio lambda = (N/b - 1)/(N - 1) B_simple. Batch size and "
-        "B_simple must count the same unit (samples or sequences).",
-    )
+    recommend = add_command(subparsers, "recommend", run_recommend)
     recommend.add_argument("--n-samples", type=int, required=True, help="N, samples per epoch")
     recommend.add_argument("--batch-size", type=int, required=True, help="b, samples per step")
     recommend.add_argument(
         "--b-simple", type=float, required=True, help="B_simple = tr(Sigma)/|G|^2 (McCandlish)"
     )
     recommend.add_argument("--json", action="store_true", help="print JSON")
-    recommend.set_defaults(func=run_recommend)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -134,6 +108,11 @@ def _fmt_printed(row) -> str:
 
 
 def run_lemmas(args: argparse.Namespace) -> int:
+    """seed 000 Lemmas 3.4-3.7 and A.1: computed vs printed
+
+    One row per lemma claim of seed 000, computed thresholds next to the printed (conservatively
+    rounded) ones.
+    """
     from adamnoise.theory.lemmas import lemma_table
 
     rows = lemma_table()
@@ -145,6 +124,10 @@ def run_lemmas(args: argparse.Namespace) -> int:
 
 
 def run_grid(args: argparse.Namespace) -> int:
+    """write the theory grid (C_total, stability regions, curves) as netCDF
+
+    Write theory_grid_dataset() with provenance attributes.
+    """
     from adamnoise import provenance
     from adamnoise.io import save_netcdf
     from adamnoise.theory.grids import theory_grid_dataset
@@ -157,6 +140,12 @@ def run_grid(args: argparse.Namespace) -> int:
 
 
 def run_rules(args: argparse.Namespace) -> int:
+    """every competing rule's beta per batch size (seed 000, token half-life, sqrt, ...)
+
+    The beta each rule of adamnoise.theory.scaling_rules predicts for a sweep of one beta across
+    batch sizes. The transfer rules start from --anchor-beta at the smallest batch size; seed 000's
+    rule needs N and B_simple (lambda, eq. 8) and picks among --candidates.
+    """
     import numpy as np
 
     from adamnoise.theory.implicit_bias import noise_ratio
@@ -214,6 +203,12 @@ def _none_if_nan(value) -> float | None:
 
 
 def run_recommend(args: argparse.Namespace) -> int:
+    """seed 000 Sec. 3.3 rule of thumb: (beta1, beta2) for a batch size
+
+    Regime, recommended (beta1, beta2) and the threshold batch sizes of seed 000 Sec. 3.3, from the
+    noise ratio lambda = (N/b - 1)/(N - 1) B_simple. Batch size and B_simple must count the same
+    unit (samples or sequences).
+    """
     from adamnoise.theory.rule_of_thumb import recommend
 
     try:

@@ -27,14 +27,16 @@ from adamnoise.theory.taylor import Taylor2
 
 
 def _full_batch(b1, b2):
+    """FB of Prop. 3.3 divided by grad_j ||g||_1: beta1/(1-beta1) - beta2/(1-beta2)."""
     return b1 / (1 - b1) - b2 / (1 - b2)
 
 
-# C1...C5 of App. A.2 as expressions of any number type (floats, arrays, the dual numbers of
-# lemmas.py); c1...c5 below take array-likes and return float arrays
+# C1...C5 of App. A.2 as expressions of any number type (floats, arrays, Fractions, the dual
+# numbers of lemmas.py); c1...c5 below take array-likes and return float arrays
 
 
 def c1_expression(b1, b2):
+    """C1(beta1, beta2) of App. A.2 (coefficient of MBN1, the noise-weighted l1-sharpness term)."""
     return (
         (1 - b1**2) / (b1 * (1 - b1 * b2))
         + (1 - b1) ** 2 / (b1 * (1 - b1 * b2) ** 2)
@@ -47,6 +49,7 @@ def c1_expression(b1, b2):
 
 
 def c2_expression(b1, b2):
+    """C2(beta1, beta2) of App. A.2 (coefficient of MBN2); zero on the diagonal beta1 = beta2."""
     return (
         (b1 - b2)
         * (b1 * b2**2 - b1 * b2 + b1 + b2**2 - 2 * b2)
@@ -55,6 +58,7 @@ def c2_expression(b1, b2):
 
 
 def c3_expression(b1, b2):
+    """C3(beta1, beta2) of App. A.2 (coefficient of MBN3, argued neutral in App. A.3.1)."""
     numerator = (
         -2 * b1**2 * b2**5
         + (b1**2 + 8 * b1) * b2**4
@@ -67,10 +71,12 @@ def c3_expression(b1, b2):
 
 
 def c4_expression(b1, b2):
+    """C4(beta1, beta2) of App. A.2 (coefficient of MBN4, small by Lemma A.1)."""
     return -((b1 - b2) ** 2) / ((1 + b1) * (1 + b2) * (1 - b1 * b2))
 
 
 def c5_expression(b1, b2):
+    """C5(beta1, beta2) of App. A.2 (coefficient of MBN5, small by Lemma A.1)."""
     return b2 * (b2 - b1) * (2 * b2 - 3 * b1 - 1) / ((1 + b1) * (1 + b2) ** 2 * (1 - b1 * b2))
 
 
@@ -87,34 +93,23 @@ def _as_float_arrays(*arrays):
     return [np.asarray(a, dtype=float) for a in arrays]
 
 
-def full_batch_coefficient(beta1, beta2):
-    """FB of Prop. 3.3 divided by grad_j ||g||_1: beta1/(1-beta1) - beta2/(1-beta2)."""
-    return _full_batch(*_as_float_arrays(beta1, beta2))
+def _on_float_arrays(expression, name: str):
+    """``expression(beta1, beta2)`` for array-likes: both become float arrays and broadcast."""
+
+    def on_float_arrays(beta1, beta2):
+        return expression(*_as_float_arrays(beta1, beta2))
+
+    on_float_arrays.__name__ = on_float_arrays.__qualname__ = name
+    on_float_arrays.__doc__ = expression.__doc__
+    return on_float_arrays
 
 
-def c1(beta1, beta2):
-    """C1(beta1, beta2) of App. A.2 (coefficient of MBN1, the noise-weighted l1-sharpness term)."""
-    return c1_expression(*_as_float_arrays(beta1, beta2))
-
-
-def c2(beta1, beta2):
-    """C2(beta1, beta2) of App. A.2 (coefficient of MBN2); zero on the diagonal beta1 = beta2."""
-    return c2_expression(*_as_float_arrays(beta1, beta2))
-
-
-def c3(beta1, beta2):
-    """C3(beta1, beta2) of App. A.2 (coefficient of MBN3, argued neutral in App. A.3.1)."""
-    return c3_expression(*_as_float_arrays(beta1, beta2))
-
-
-def c4(beta1, beta2):
-    """C4(beta1, beta2) of App. A.2 (coefficient of MBN4, small by Lemma A.1)."""
-    return c4_expression(*_as_float_arrays(beta1, beta2))
-
-
-def c5(beta1, beta2):
-    """C5(beta1, beta2) of App. A.2 (coefficient of MBN5, small by Lemma A.1)."""
-    return c5_expression(*_as_float_arrays(beta1, beta2))
+full_batch_coefficient = _on_float_arrays(_full_batch, "full_batch_coefficient")
+c1 = _on_float_arrays(c1_expression, "c1")
+c2 = _on_float_arrays(c2_expression, "c2")
+c3 = _on_float_arrays(c3_expression, "c3")
+c4 = _on_float_arrays(c4_expression, "c4")
+c5 = _on_float_arrays(c5_expression, "c5")
 
 
 def c_total(beta1, beta2, lam):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from adamnoise.cli import add_command_family
+from adamnoise.cli import add_command, add_command_family
 
 
 def register(subparsers) -> None:
@@ -21,19 +21,8 @@ def register(subparsers) -> None:
         "and write their datasets as netCDF.",
     )
 
-    gap = commands.add_parser(
-        "gap",
-        help="seed 002 Fig. 17: Adam-SGD gap against batch size, both Hessians",
-        description="Tuned SGD and Adam on the heterogeneous and homogeneous quadratic for batch "
-        "sizes 1-9 (adamnoise.toy.quadratic.gap_vs_batch_size).",
-    )
-    sign = commands.add_parser(
-        "sign",
-        help="seed 003 Fig. 6: SGD with momentum, Signum, Adam with beta1 = beta2",
-        description="The three tuned optimisers on the heterogeneous quadratic, with Adam's "
-        "per-block variance estimate (adamnoise.toy.quadratic.sign_descent_comparison).",
-    )
-    for parser, func in ((gap, run_gap), (sign, run_sign)):
+    for name, func in (("gap", run_gap), ("sign", run_sign)):
+        parser = add_command(commands, name, func)
         parser.add_argument("--out", required=True, help="output netCDF path (PATH.nc)")
         parser.add_argument(
             "--csv", default=None, help="also write the summary table the command prints (CSV)"
@@ -41,7 +30,6 @@ def register(subparsers) -> None:
         parser.add_argument(
             "--runs", type=int, default=None, help="runs (batch-noise seeds) per setting; 10"
         )
-        parser.set_defaults(func=func)
 
 
 def _run(args: argparse.Namespace, build, table) -> int:
@@ -71,12 +59,22 @@ def _run(args: argparse.Namespace, build, table) -> int:
 
 
 def run_gap(args: argparse.Namespace) -> int:
+    """seed 002 Fig. 17: Adam-SGD gap against batch size, both Hessians
+
+    Tuned SGD and Adam on the heterogeneous and homogeneous quadratic for batch sizes 1-9
+    (adamnoise.toy.quadratic.gap_vs_batch_size).
+    """
     from adamnoise.toy.quadratic import gap_table, gap_vs_batch_size
 
     return _run(args, gap_vs_batch_size, gap_table)
 
 
 def run_sign(args: argparse.Namespace) -> int:
+    """seed 003 Fig. 6: SGD with momentum, Signum, Adam with beta1 = beta2
+
+    The three tuned optimisers on the heterogeneous quadratic, with Adam's per-block variance
+    estimate (adamnoise.toy.quadratic.sign_descent_comparison).
+    """
     from adamnoise.toy.quadratic import sign_descent_comparison, sign_descent_table
 
     return _run(args, sign_descent_comparison, sign_descent_table)

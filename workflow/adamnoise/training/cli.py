@@ -6,38 +6,22 @@ from __future__ import annotations
 import argparse
 import sys
 
+from adamnoise.cli import add_command
 from adamnoise.training.config import DEFAULT_CHECKPOINT_MINUTES
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "train",
-        help="train one run and write its result file",
-        description=(
-            "Train one run described by a run config (see config/runs/tiny.yaml) and write its "
-            "netCDF result file. A diverged run is not an error: its result has status 'diverged'."
-        ),
-    )
+    parser = add_command(subparsers, "train", run_train)
     parser.add_argument("run_config", metavar="RUN.yaml", help="run config file")
     parser.add_argument("--out", required=True, metavar="RESULT.nc", help="result file to write")
     _add_checkpoint_options(parser, "the same config", "RESULT.nc.ckpt/")
-    parser.set_defaults(func=run_train)
 
-    pack = subparsers.add_parser(
-        "train-pack",
-        help="train K runs of the same shape in one process (packed) and write K result files",
-        description=(
-            "Train K runs that differ only in seed, lr, beta1, beta2, eps as one pack "
-            "(adamnoise.training.trainer) and write one result file per run, in the format of "
-            "'adamnoise train'. Runs that differ in anything else are refused, naming the key."
-        ),
-    )
+    pack = add_command(subparsers, "train-pack", run_train_pack)
     pack.add_argument("run_configs", nargs="+", metavar="RUN.yaml", help="run config files")
     pack.add_argument(
         "--out", required=True, nargs="+", metavar="RESULT.nc", help="result files, one per run"
     )
     _add_checkpoint_options(pack, "the pack", "the first RESULT.nc + .pack.ckpt/")
-    pack.set_defaults(func=run_train_pack)
 
 
 def _add_checkpoint_options(parser, whose: str, default_dir: str) -> None:
@@ -60,6 +44,12 @@ def _add_checkpoint_options(parser, whose: str, default_dir: str) -> None:
 
 
 def run_train_pack(args: argparse.Namespace) -> int:
+    """train K runs of the same shape in one process (packed) and write K result files
+
+    Train K runs that differ only in seed, lr, beta1, beta2, eps as one pack
+    (adamnoise.training.trainer) and write one result file per run, in the format of 'adamnoise
+    train'. Runs that differ in anything else are refused, naming the key.
+    """
     if len(args.run_configs) != len(args.out):
         print(
             f"adamnoise train-pack: {len(args.run_configs)} run configs but {len(args.out)} "
@@ -71,6 +61,11 @@ def run_train_pack(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    """train one run and write its result file
+
+    Train one run described by a run config (see config/runs/tiny.yaml) and write its netCDF result
+    file. A diverged run is not an error: its result has status 'diverged'.
+    """
     return _train_job("train", [args.run_config], [args.out], args)
 
 
