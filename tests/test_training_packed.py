@@ -30,11 +30,11 @@ from test_training_support import adamnoise, tiny_run, write_tiny_corpus
 from adamnoise.training.checkpoint import checkpoint_file, load_checkpoint
 from adamnoise.training.config import ConfigError, RunConfig
 from adamnoise.training.packing import check_packable
+from adamnoise.training.result import TIMING_VARIABLES
 from adamnoise.training.stacked import StackedAdam
 from adamnoise.training.trainer import Trainer, train, train_pack
 
 REPO = Path(__file__).resolve().parents[1]
-TIMING_VARIABLES = {"wall_time_s", "tokens_per_s"}
 PACKED_RTOL = 1e-5
 # the members: different beta2 and different seeds (initialisation and data order)
 MEMBERS = [(0.9, 0), (0.99, 1), (0.999, 2)]

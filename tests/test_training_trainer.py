@@ -19,10 +19,10 @@ from test_training_support import adamnoise, tiny_run, write_tiny_corpus
 
 from adamnoise.training.checkpoint import checkpoint_file, load_checkpoint
 from adamnoise.training.config import ConfigError, RunConfig
+from adamnoise.training.result import TIMING_VARIABLES
 from adamnoise.training.trainer import Trainer, train
 
 REPO = Path(__file__).resolve().parents[1]
-TIMING_VARIABLES = {"wall_time_s", "tokens_per_s"}
 
 
 @pytest.fixture(scope="module")

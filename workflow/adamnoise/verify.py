@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adamnoise.cli import add_command, fail
+from adamnoise.training.result import TIMING_VARIABLES
 
-TIMING_VARIABLES = ("wall_time_s", "tokens_per_s")
 GPU_RTOL = 1e-3
 GPU_ATOL = 1e-6
 

@@ -79,6 +79,9 @@ SUMMARY_VARIABLES = {
     ),
 }
 
+# measurements of the machine, not of the run: they differ between two runs of the same config
+TIMING_VARIABLES = ("wall_time_s", "tokens_per_s")
+
 
 @dataclass
 class History:

@@ -5,7 +5,8 @@
 * a training forward is ``torch.vmap`` over ``functional_call`` of one model skeleton, with each
   member's own batch; the backward of the sum of the members' losses leaves each member's own
   gradient in its row of the stacked ``.grad``, because no operation mixes members;
-* the micro-batch bookkeeping of B_simple (gradients.py) is done per member on the rows;
+* gradient accumulation, the micro-batch bookkeeping of B_simple and the max-update are
+  gradients.py's, as in a single run, taken per row (``stacked=True``);
 * ``StackedAdam`` applies our Adam (``adamnoise.optim.functional``: ``adam_constants`` once per
   step, ``adam_apply_`` per parameter, as ``adam_update_`` does for a run) to the stacked tensors,
   with per-member lr, beta1, beta2 and eps held on the device as ``[K]`` float64 tensors built
@@ -34,6 +35,7 @@ from typing import Any
 import torch
 
 from adamnoise.optim.functional import adam_apply_, adam_constants
+from adamnoise.training.gradients import GradientAccumulator, UpdateTracker
 from adamnoise.training.runtime import blame, offload
 
 # optimisers whose update StackedAdam applies (adam_apply_), without Gclip's global norm
@@ -131,12 +133,6 @@ class StackedAdam:
             mine.copy_(saved)
 
 
-def _row_sq_norms(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """Per-row squared Euclidean norm ``[K]`` of a list of stacked tensors, in float32."""
-    norms = torch.stack([t.detach().flatten(1).float().norm(dim=1) for t in tensors])
-    return norms.square().sum(0)
-
-
 class StackedEngine:
     """The members as rows of one stacked model (module docstring); trainer.py's interface."""
 
@@ -173,6 +169,7 @@ class StackedEngine:
             )
 
         self._stacked_loss = torch.vmap(member_loss, randomness="error")
+        self._measure()
 
     def step(self, batches: dict[int, list[tuple[torch.Tensor, torch.Tensor]]]):
         """One optimiser step of every row; ``batches`` holds each row's micro-batches, in the
@@ -187,56 +184,32 @@ class StackedEngine:
             )
             for j in range(len(per_member[0]))
         ]  # [K, n_j, L] per micro-batch
-        batch_size = sum(inputs.shape[1] for inputs, _ in micro_batches)
-        tokens = sum(targets[0].numel() for _, targets in micro_batches)
-        k = len(self.rows)
-        loss_total = torch.zeros(k, dtype=torch.float32, device=self.device)
-        small_sq_total = torch.zeros(k, dtype=torch.float32, device=self.device)
-        accumulated: list[torch.Tensor] | None = None
-        before = [p.detach().clone() for p in self.params]
-        for inputs, targets in micro_batches:
-            for p in self.params:
-                p.grad = None
-            with warnings.catch_warnings():
-                # SDPA has no batching rule on some backends: vmap loops over members there
-                warnings.filterwarnings("ignore", message=".*batching rule.*")
-                with self.autocast():
-                    per_token = self._stacked_loss(
-                        dict(zip(self.names, self.params, strict=True)),
-                        self.buffers,
-                        inputs,
-                        targets,
-                    )
-            loss = per_token.float().sum(dim=(1, 2)) / tokens  # [K]
-            loss.sum().backward()  # rows do not mix: each row of .grad is its member's
-            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.params]
-            scale = batch_size / inputs.shape[1]
-            small_sq_total += _row_sq_norms(grads) * scale**2
-            loss_total += loss.detach()
-            if accumulated is None:
-                accumulated = grads
-            else:
-                torch._foreach_add_(accumulated, grads)
-        for p, g in zip(self.params, accumulated, strict=True):
-            p.grad = g
-        big_sq = _row_sq_norms(accumulated)
+        self.update_tracker.before()
+        loss, small_sq, big_sq = self.accumulator.run(
+            self._stacked_loss_of, micro_batches, self.autocast
+        )
         multiplier = self.schedule(self.schedule_step)
         lrs = [self.base_lrs[member] * multiplier for member in self.rows]
         self.optimizer.step(multiplier)
         self.schedule_step += 1
         for p in self.params:
             p.grad = None
-        max_update = torch.stack(
-            [
-                (b - p.detach()).abs().flatten(1).amax(dim=1)
-                for b, p in zip(before, self.params, strict=True)
-            ]
-        ).amax(0)
-        clip = torch.zeros(k, device=self.device)  # Gclip is never stacked: nothing is clipped
-        values = torch.stack(
-            [loss_total, small_sq_total / len(micro_batches), big_sq, max_update, clip], dim=1
-        )
-        return values, lrs
+        max_update = self.update_tracker.after()
+        clip = torch.zeros_like(loss)  # Gclip is never stacked: nothing is clipped
+        return torch.stack([loss, small_sq, big_sq, max_update, clip], dim=1), lrs
+
+    def _stacked_loss_of(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-token losses ``[K, n, L]`` of every row on its own micro-batch."""
+        with warnings.catch_warnings():
+            # SDPA has no batching rule on some backends: vmap loops over members there
+            warnings.filterwarnings("ignore", message=".*batching rule.*")
+            weights = dict(zip(self.names, self.params, strict=True))
+            return self._stacked_loss(weights, self.buffers, inputs, targets)
+
+    def _measure(self) -> None:
+        """The step's gradient accumulation and max-update, over the rows the stack now holds."""
+        self.accumulator = GradientAccumulator(self.params, stacked=True)
+        self.update_tracker = UpdateTracker(self.params, stacked=True)
 
     # evaluation and the best weights
 
@@ -273,11 +246,13 @@ class StackedEngine:
     def _keep(self, keep_rows: list[int]) -> None:
         if not keep_rows:
             self.rows = []
+            self.update_tracker.release()
             return
         rows = torch.tensor(keep_rows, device=self.device)
         with torch.no_grad():
             self.params = [p.detach()[rows].clone().requires_grad_() for p in self.params]
         self.optimizer.keep(rows, self.params)
+        self._measure()
         self.rows = [self.rows[r] for r in keep_rows]
         members = torch.tensor(self.rows, device=self.device)
         self.buffers = {name: b[members] for name, b in self.member_buffers.items()}
