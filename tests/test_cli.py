@@ -26,7 +26,9 @@ def test_every_command_renders_its_help():
         assert text.startswith(f"usage: {path}"), path
 
 
-def test_a_command_is_its_function_and_the_docstring_is_its_help():
+def test_a_command_is_its_function_and_the_docstring_is_its_help(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # argparse wraps to the terminal's width
+
     def run_example(args: argparse.Namespace) -> int:
         """count the runs of 100 % of a sweep
 

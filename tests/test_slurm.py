@@ -26,6 +26,8 @@ import xarray as xr
 import yaml
 from slurm_cluster import SlurmCluster, slurm_cluster_fixture
 
+from adamnoise.training.result import TIMING_VARIABLES
+
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -321,7 +323,7 @@ def test_pipeline_on_slurm_resumes_cancelled_run_and_matches_local_run(slurm_clu
     assert reference_result.returncode == 0, reference_result.stdout
 
     # Same numbers as the uninterrupted local run: the aggregate, and every step of the resumed run.
-    timing = ["wall_time_s", "tokens_per_s"]
+    timing = list(TIMING_VARIABLES)
     with (
         xr.open_dataset(local / target) as expected,
         xr.open_dataset(cluster / target) as actual,

@@ -15,13 +15,16 @@ from adamnoise.theory import rule_of_thumb as rc
 from adamnoise.theory.taylor import Taylor2
 
 # ---------------------------------------------------------------------------------------------
-# Independent transcriptions in exact rational arithmetic
+# Exact rational arithmetic: the package's App. A.2 against an independent transcription of
+# Prop. A.6
 # ---------------------------------------------------------------------------------------------
 
 
-def c_app_a2(b1: F, b2: F) -> dict[str, F]:
-    """C1..C5 of the package (its App. A.2 transcription) evaluated exactly, in Fractions."""
-    return {f"c{i}": getattr(ib, f"c{i}_expression")(b1, b2) for i in range(1, 6)}
+def c_package(b1: F, b2: F) -> dict[str, F]:
+    """C1..C5 as the package writes them (App. A.2), evaluated exactly in Fractions."""
+    constants = {f"c{i}": getattr(ib, f"c{i}_expression")(b1, b2) for i in range(1, 6)}
+    assert all(isinstance(c, F) for c in constants.values()), "a float in an expression"
+    return constants
 
 
 def c_prop_a6(b: F, r: F) -> dict[str, F]:
@@ -72,13 +75,13 @@ RATIONAL_POINTS = [
 def test_app_a2_constants_equal_prop_a6_limits(b1, b2):
     """App. A.2 (as the package writes it) and Prop. A.6 (typed again below) are two printings
     of the same constants: exactly equal in rational arithmetic."""
-    assert c_app_a2(b1, b2) == c_prop_a6(b1, b2)
+    assert c_package(b1, b2) == c_prop_a6(b1, b2)
 
 
 @pytest.mark.parametrize(("b1", "b2"), RATIONAL_POINTS)
 @pytest.mark.parametrize("name", ["c1", "c2", "c3", "c4", "c5"])
 def test_float_constants_match_exact_values(b1, b2, name):
-    exact = c_app_a2(b1, b2)[name]
+    exact = c_package(b1, b2)[name]
     computed = getattr(ib, name)(float(b1), float(b2))
     assert computed == pytest.approx(float(exact), rel=1e-10, abs=1e-12)
 
@@ -86,7 +89,7 @@ def test_float_constants_match_exact_values(b1, b2, name):
 @pytest.mark.parametrize(("b1", "b2"), RATIONAL_POINTS)
 @pytest.mark.parametrize("lam", [F(0), F(1, 2), F(1), F(3)])
 def test_c_total_matches_exact_transcription(b1, b2, lam):
-    constants = c_app_a2(b1, b2)
+    constants = c_package(b1, b2)
     exact = b1 / (1 - b1) - b2 / (1 - b2) + (constants["c1"] + constants["c2"]) * lam
     assert ib.c_total(float(b1), float(b2), float(lam)) == pytest.approx(float(exact), rel=1e-10)
 

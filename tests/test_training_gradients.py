@@ -16,14 +16,14 @@ VOCAB, SEQ, BATCH = 40, 12, 8
 ADAM = {"name": "adam", "lr": 1e-2, "beta1": 0.9, "beta2": 0.99, "eps": 1e-6, "weight_decay": 0.0}
 
 
+GPT_TINY = {"preset": "gpt-tiny", "n_layer": 1, "d_model": 32, "dropout": 0.0, "d_mlp": 64}
+TXL_TINY = {"preset": "txl-tiny", "n_layer": 1, "d_model": 32, "dropout": 0.0}
+TXL_TINY.update(n_head=2, d_head=16, d_inner=64)
+
+
 def tiny_model(arch: str):
     torch.manual_seed(0)
-    cfg = {"preset": arch, "n_layer": 1, "d_model": 32, "dropout": 0.0}
-    if arch == "gpt-tiny":
-        cfg["d_mlp"] = 64
-    else:
-        cfg.update(n_head=2, d_head=16, d_inner=64)
-    return build_model(cfg, VOCAB).double()
+    return build_model(GPT_TINY if arch == "gpt-tiny" else TXL_TINY, VOCAB).double()
 
 
 def batch():
@@ -79,3 +79,52 @@ def test_max_update_is_the_largest_parameter_change():
     # for SGD it is lr * max |g|
     largest_grad = max(p.grad.abs().max() for p in params)
     assert measured.item() == pytest.approx(0.5 * largest_grad.item(), rel=1e-5)
+
+
+def test_stacked_rows_measure_what_each_member_measures_alone():
+    """``stacked=True`` (the stacked engine): row k's loss, B_simple norms, gradient and
+    max-update equal member k's own, measured by the single-run path."""
+    from torch.func import functional_call, stack_module_state
+
+    torch.set_num_threads(1)
+    members = []
+    for seed in range(3):  # three different initialisations
+        torch.manual_seed(seed)
+        members.append(build_model(GPT_TINY, VOCAB).double())
+    g = torch.Generator().manual_seed(2)
+    tokens = torch.randint(VOCAB, (3, BATCH, SEQ + 1), generator=g)  # each member its own batch
+    splits = split_micro_batches(BATCH, 4)
+    stacked_batches = [(tokens[:, s, :-1], tokens[:, s, 1:]) for s in splits]
+    params, buffers = stack_module_state(members)
+    names, stacked = list(params), list(params.values())
+    skeleton = copy.deepcopy(members[0])
+
+    def stacked_loss(inputs, targets):
+        def member_loss(p, b, x, y):
+            return functional_call(skeleton, (p, b), (x, y))
+
+        return torch.vmap(member_loss)(
+            dict(zip(names, stacked, strict=True)), buffers, inputs, targets
+        )
+
+    tracker = UpdateTracker(stacked, stacked=True)
+    tracker.before()
+    rows = GradientAccumulator(stacked, stacked=True).run(stacked_loss, stacked_batches)
+    with torch.no_grad():
+        torch._foreach_add_(stacked, [p.grad for p in stacked], alpha=-0.5)  # one SGD step
+    row_updates = tracker.after()
+    assert all(value.shape == (3,) for value in (*rows, row_updates))
+
+    for k, model in enumerate(members):
+        own = list(model.parameters())
+        own_tracker = UpdateTracker(own)
+        own_tracker.before()
+        micro_batches = [(tokens[k, s, :-1], tokens[k, s, 1:]) for s in splits]
+        alone = GradientAccumulator(own).run(model, micro_batches)
+        for row_value, value in zip(rows, alone, strict=True):  # float32 reductions
+            assert row_value[k].item() == pytest.approx(value.item(), rel=1e-6)
+        for name, p in zip(names, stacked, strict=True):
+            torch.testing.assert_close(p.grad[k], dict(model.named_parameters())[name].grad)
+        with torch.no_grad():
+            torch._foreach_add_(own, [p.grad for p in own], alpha=-0.5)
+        assert row_updates[k].item() == pytest.approx(own_tracker.after().item(), rel=1e-9)

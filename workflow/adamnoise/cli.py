@@ -51,14 +51,14 @@ def add_command(
     """Command ``name``, run by ``func(args)``. The first paragraph of ``func``'s docstring is the
     command's line in the list of commands; the whole docstring is its ``--help`` description."""
     doc = inspect.cleandoc(func.__doc__ or "")
-    if not doc:
+    if not doc and sys.flags.optimize < 2:  # python -OO strips every docstring: no help then
         raise TypeError(f"command {name!r}: {func.__qualname__} has no docstring to show as help")
     summary = " ".join(doc.split("\n\n")[0].split())
     # argparse %-formats help strings (not descriptions): a literal % must be doubled there
     parser = subparsers.add_parser(
         name,
-        help=summary.replace("%", "%%"),
-        description=doc,
+        help=summary.replace("%", "%%") or None,
+        description=doc or None,
         formatter_class=ParagraphHelpFormatter,
     )
     parser.set_defaults(func=func)

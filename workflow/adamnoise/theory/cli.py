@@ -126,7 +126,7 @@ def run_lemmas(args: argparse.Namespace) -> int:
 def run_grid(args: argparse.Namespace) -> int:
     """write the theory grid (C_total, stability regions, curves) as netCDF
 
-    Write theory_grid_dataset() with provenance attributes.
+    The dataset of adamnoise.theory.grids.theory_grid_dataset, with provenance attributes.
     """
     from adamnoise import provenance
     from adamnoise.io import save_netcdf

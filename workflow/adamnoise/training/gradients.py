@@ -121,6 +121,6 @@ class UpdateTracker:
         torch._foreach_sub_(self._previous, self._values)
         if self.stacked:
             rows = [change.abs().flatten(1).amax(dim=1) for change in self._previous]
-            return torch.stack(rows).amax(0)
+            return torch.stack(rows).amax(0).float()
         norms = torch._foreach_norm(self._previous, ord=float("inf"))
         return torch.stack(norms).float().max()
