@@ -169,7 +169,7 @@ class StackedEngine:
             )
 
         self._stacked_loss = torch.vmap(member_loss, randomness="error")
-        self._measure()
+        self._bind_measurements()
 
     def step(self, batches: dict[int, list[tuple[torch.Tensor, torch.Tensor]]]):
         """One optimiser step of every row; ``batches`` holds each row's micro-batches, in the
@@ -206,7 +206,7 @@ class StackedEngine:
             weights = dict(zip(self.names, self.params, strict=True))
             return self._stacked_loss(weights, self.buffers, inputs, targets)
 
-    def _measure(self) -> None:
+    def _bind_measurements(self) -> None:
         """The step's gradient accumulation and max-update, over the rows the stack now holds."""
         self.accumulator = GradientAccumulator(self.params, stacked=True)
         self.update_tracker = UpdateTracker(self.params, stacked=True)
@@ -252,7 +252,7 @@ class StackedEngine:
         with torch.no_grad():
             self.params = [p.detach()[rows].clone().requires_grad_() for p in self.params]
         self.optimizer.keep(rows, self.params)
-        self._measure()
+        self._bind_measurements()
         self.rows = [self.rows[r] for r in keep_rows]
         members = torch.tensor(self.rows, device=self.device)
         self.buffers = {name: b[members] for name, b in self.member_buffers.items()}
